@@ -274,7 +274,9 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
                 raise ValueError
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+            if isinstance(value, str) and "e" in value.lower():
+                return int(float(value))
+            return int(value)
         if typ is float:
             if isinstance(value, bool):
                 raise ValueError
@@ -360,7 +362,9 @@ def validate(cfg: Config) -> None:
             "geometry.name euclidean or lorentz (the sphere has no [ROOT] on the manifold)"
         )
     if g.name == "sphere" and loss.centroid_weight > 0:
-        raise ConfigError("config key 'loss.centroid_weight' needs geometry.name euclidean or lorentz")
+        raise ConfigError(
+            "config key 'loss.centroid_weight' needs geometry.name euclidean or lorentz"
+        )
     if loss.contrastive == "none" and loss.entail_weight <= 0 and loss.centroid_weight <= 0:
         raise ConfigError("config key 'loss.contrastive' is 'none' and no other loss term is on")
     for key in ("optim.lr", "loss.logit_scale", "loss.max_logit_scale"):

@@ -1,0 +1,33 @@
+import pytest
+
+from clipspace.io import atomic_dir, atomic_path, atomic_write_text
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_dir_refuses_and_cleans(tmp_path):
+    target = tmp_path / "ds"
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    assert (target / "a").read_text() == "1"
+    with pytest.raises(FileExistsError):
+        with atomic_dir(target):
+            pass
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target, overwrite=True) as tmp:
+            (tmp / "b").write_text("2")
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in target.iterdir()) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    with atomic_dir(target, overwrite=True) as tmp:
+        (tmp / "b").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
