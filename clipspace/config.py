@@ -161,6 +161,19 @@ class RunConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Text-tower fine-tuning of a pretrained CLIP (REFERENCE.md section 3)."""
+
+    method: str = "re"  # re (Radial Embedding) | ec (entailment-cone baseline)
+    lambda_p: float = 10.0
+    lambda_e: float = 1.0
+    lambda_m: float = 1.0
+    ec_min_radius: float = 0.1  # K of the EC baseline's aperture asin(K / |e - r|)
+    ec_margin: float = 0.1  # negatives pushed out by this angle
+    epochs: int = 1
+
+
+@dataclass
 class Config:
     preset: str = "clip"
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
@@ -169,6 +182,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 # --- presets: data, not code paths -------------------------------------------------------------
@@ -213,6 +227,32 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Fine-tuning presets (``clipspace finetune re|ec``): overrides applied on top of a model's config.
+FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
+    "re": {
+        "finetune.method": "re",
+        "finetune.lambda_p": 10.0,
+        "finetune.lambda_e": 1.0,
+        "finetune.lambda_m": 1.0,
+        "optim.lr": 1e-7,
+        "optim.weight_decay": 0.0,
+        "optim.warmup_steps": 0,
+        "optim.schedule": "constant",
+        "data.batch_size": 8,
+        "finetune.epochs": 1,
+    },
+    "ec": {
+        "finetune.method": "ec",
+        "finetune.lambda_p": 10.0,
+        "optim.lr": 1e-7,
+        "optim.weight_decay": 0.0,
+        "optim.warmup_steps": 0,
+        "optim.schedule": "constant",
+        "data.batch_size": 8,
+        "finetune.epochs": 1,
+    },
+}
+
 CHOICES: dict[str, tuple[str, ...]] = {
     "geometry.name": ("sphere", "euclidean", "lorentz"),
     "geometry.embed_scale": ("none", "sqrt_dim", "alpha"),
@@ -225,6 +265,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "constant"),
     "run.device": ("auto", "cpu", "cuda"),
     "run.precision": ("auto", "fp32", "bf16"),
+    "finetune.method": ("re", "ec"),
 }
 
 
@@ -371,7 +412,10 @@ def validate(cfg: Config) -> None:
         parent, leaf, _ = _walk(cfg, key)
         if getattr(parent, leaf) <= 0:
             raise ConfigError(f"config key {key!r} must be > 0")
-    for key in ("optim.steps", "optim.accum_steps", "data.batch_size", "model.embed_dim"):
+    for key in (
+        "optim.steps", "optim.accum_steps", "data.batch_size", "model.embed_dim",
+        "finetune.epochs",
+    ):
         parent, leaf, _ = _walk(cfg, key)
         if getattr(parent, leaf) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1")
