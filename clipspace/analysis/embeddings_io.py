@@ -1,0 +1,138 @@
+"""Load embeddings and labels produced by any model, and save them atomically.
+
+Formats: ``.npy`` (one array), ``.npz``, ``.pt``/``.pth`` (a tensor, an array, or a dict of them),
+``.safetensors``. A file holding several arrays is read by key: the given ``key``, else the only
+2-D array, else the first of the usual names (``image``, ``text``, ``embeddings``, ...). Errors are
+``DataError`` naming the file and the keys found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clipspace.errors import DataError
+from clipspace.io import atomic_save
+
+EMB_KEYS = ("embeddings", "embedding", "emb", "features", "image", "text", "image_emb", "text_emb")
+SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".safetensors")
+
+
+def _to_numpy(v: Any) -> np.ndarray | None:
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu()
+        return v.float().numpy() if v.dtype in (torch.bfloat16, torch.float16) else v.numpy()
+    if isinstance(v, np.ndarray):
+        return v
+    if isinstance(v, (list, tuple)) and v and all(isinstance(e, (int, float)) for e in v):
+        return np.asarray(v)
+    return None
+
+
+def read_arrays(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
+    """All arrays in a file as ``{key: array}`` (a single-array file gives key ``""``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: embedding file not found")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return {"": np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)}
+        if suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        if suffix in (".pt", ".pth"):
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+            if isinstance(obj, Mapping):
+                out = {str(k): a for k, v in obj.items() if (a := _to_numpy(v)) is not None}
+                if not out:
+                    raise DataError(f"{p}: no tensors found (keys: {sorted(map(str, obj))})")
+                return out
+            a = _to_numpy(obj)
+            if a is None:
+                raise DataError(f"{p}: expected a tensor or a dict of tensors, got "
+                                f"{type(obj).__name__}")
+            return {"": a}
+        if suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            return dict(load_file(str(p)))
+    except DataError:
+        raise
+    except Exception as err:  # corrupt or unreadable file
+        raise DataError(f"{p}: cannot read {suffix} file ({type(err).__name__}: {err})") from err
+    raise DataError(f"{p}: unsupported embedding file type {suffix!r} (use one of {SUFFIXES})")
+
+
+def load_embeddings(path: str | Path, key: str | None = None, mmap: bool = True) -> np.ndarray:
+    """An (N, D) float array from ``path`` (see module docstring for key selection)."""
+    arrays = read_arrays(path, mmap=mmap)
+    found = sorted(k for k in arrays if k)
+    if key:
+        if key not in arrays:
+            raise DataError(f"{path}: no key {key!r} (keys found: {found})")
+        arr = arrays[key]
+    elif len(arrays) == 1:
+        arr = next(iter(arrays.values()))
+    else:
+        two_d = [k for k, v in arrays.items() if v.ndim == 2]
+        named = [k for k in EMB_KEYS if k in arrays]
+        if len(two_d) == 1:
+            arr = arrays[two_d[0]]
+        elif named:
+            arr = arrays[named[0]]
+        else:
+            raise DataError(f"{path}: several arrays and none named like embeddings; pass a key "
+                            f"(keys found: {found})")
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
+        raise DataError(f"{path}: embeddings must be a 2-D float array, got shape {arr.shape} "
+                        f"dtype {arr.dtype} (keys found: {found})")
+    return arr
+
+
+def load_labels(path: str | Path) -> dict[str, np.ndarray]:
+    """Integer label vectors ``{name: (N,)}``; a single-array file gives ``{"label": ...}``."""
+    arrays = read_arrays(path, mmap=False)
+    out = {}
+    for k, v in arrays.items():
+        if v.ndim == 1 and (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.bool_)):
+            out[k or "label"] = v.astype(np.int64)
+        elif v.ndim == 1 and np.issubdtype(v.dtype, np.floating) and np.all(v == np.round(v)):
+            out[k or "label"] = v.astype(np.int64)
+    if not out:
+        raise DataError(f"{path}: no 1-D integer label arrays (keys found: "
+                        f"{sorted(k for k in arrays if k) or ['<single array>']})")
+    return out
+
+
+def save_arrays(path: str | Path, arrays: Mapping[str, Any]) -> Path:
+    """Write ``{key: array}`` atomically; format by suffix (.npz, .pt, .safetensors; .npy takes a
+    single array)."""
+    p = Path(path)
+    data = {k: a for k, v in arrays.items() if (a := _to_numpy(v)) is not None}
+    suffix = p.suffix.lower()
+
+    def writer(tmp: Path) -> None:
+        if suffix == ".npz":
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **data)
+        elif suffix == ".npy":
+            if len(data) != 1:
+                raise DataError(f"{p}: .npy holds one array, got {sorted(data)}")
+            with open(tmp, "wb") as fh:
+                np.save(fh, next(iter(data.values())))
+        elif suffix in (".pt", ".pth"):
+            torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}, tmp)
+        elif suffix == ".safetensors":
+            from safetensors.numpy import save_file
+
+            save_file({k: np.ascontiguousarray(v) for k, v in data.items()}, str(tmp))
+        else:
+            raise DataError(f"{p}: unsupported output type {suffix!r} (use one of {SUFFIXES})")
+
+    atomic_save(p, writer)
+    return p

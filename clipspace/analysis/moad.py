@@ -1,0 +1,123 @@
+"""MOAD: object bias of an embedding (REFERENCE.md section 4, Two Effects, One Trigger).
+
+MOAD = (S_intra_obj - S_cross_obj) - (S_intra_attr - S_cross_attr), S = mean cosine over pairs of
+samples (i != j) whose labels agree (intra) / differ (cross); > 0 means the embedding groups by
+object (digit) more than by attribute. Computed per attribute slot and averaged.
+
+O(N D) via class sums: with unit vectors and class sums S_c,
+sum_{i != j, y_i = y_j} cos = sum_c |S_c|^2 - n, sum_{i != j} cos = |S|^2 - n.
+With a second modality ``other`` (cross-modal variant), cos(x_i, z_j) over i != j:
+sum_c S_c . Z_c - sum_i x_i . z_i and S . Z - sum_i x_i . z_i.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from clipspace.analysis._arrays import (
+    DEFAULT_CHUNK,
+    ArrayLike,
+    as_labels,
+    chunks,
+    n_rows,
+    normalize_rows,
+)
+
+
+def _class_sums(
+    x: ArrayLike, labels: Mapping[str, np.ndarray], normalize: bool, chunk: int
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Per label key: (C, D) float64 class sums; total sum (D,); and the chunks' normalised rows
+    are never kept. Returns (class_sums, total_sum, row_sq_sum) where row_sq_sum = sum_i |x_i|^2."""
+    sums: dict[str, torch.Tensor] = {}
+    total = None
+    sq = torch.zeros((), dtype=torch.float64)
+    idx = {k: torch.from_numpy(v) for k, v in labels.items()}
+    ncls = {k: int(v.max()) + 1 if len(v) else 0 for k, v in labels.items()}
+    for s, c in chunks(x, chunk):
+        c = normalize_rows(c) if normalize else c
+        c64 = c.to(torch.float64)
+        t = c64.sum(0)
+        total = t if total is None else total + t
+        sq += c64.pow(2).sum()
+        for k, lab in idx.items():
+            if k not in sums:
+                sums[k] = torch.zeros(ncls[k], c.shape[1], dtype=torch.float64)
+            sums[k].index_add_(0, lab[s : s + c.shape[0]], c64)
+    assert total is not None
+    return sums, total, sq
+
+
+def _matched_dot(x: ArrayLike, z: ArrayLike, normalize: bool, chunk: int) -> float:
+    out = 0.0
+    for (_, a), (_, b) in zip(chunks(x, chunk), chunks(z, chunk), strict=True):
+        if normalize:
+            a, b = normalize_rows(a), normalize_rows(b)
+        out += float((a * b).sum(dtype=torch.float64))
+    return out
+
+
+def label_similarities(
+    x: ArrayLike,
+    labels: Mapping[str, ArrayLike],
+    other: ArrayLike | None = None,
+    normalize: bool = True,
+    chunk: int = DEFAULT_CHUNK,
+) -> dict[str, tuple[float, float]]:
+    """For each label key: (S_intra, S_cross), mean cosine over pairs i != j with equal / different
+    labels (between ``x`` and ``other`` when given, else within ``x``)."""
+    n = n_rows(x)
+    labs = {k: as_labels(v) for k, v in labels.items()}
+    for k, v in labs.items():
+        if len(v) != n:
+            raise ValueError(f"labels {k!r} have {len(v)} rows, embeddings {n}")
+    sx, tx, sqx = _class_sums(x, labs, normalize, chunk)
+    if other is None:
+        sz, tz, diag = sx, tx, float(sqx)
+    else:
+        if n_rows(other) != n:
+            raise ValueError("the two modalities have different row counts")
+        sz, tz, _ = _class_sums(other, labs, normalize, chunk)
+        diag = _matched_dot(x, other, normalize, chunk)
+    total_pairs = n * (n - 1)
+    total_sum = float(tx.dot(tz)) - diag
+    out: dict[str, tuple[float, float]] = {}
+    for k, v in labs.items():
+        counts = np.bincount(v).astype(np.float64)
+        same_pairs = float((counts * (counts - 1)).sum())
+        same_sum = float((sx[k] * sz[k]).sum()) - diag
+        cross_pairs = total_pairs - same_pairs
+        intra = same_sum / same_pairs if same_pairs > 0 else float("nan")
+        cross = (total_sum - same_sum) / cross_pairs if cross_pairs > 0 else float("nan")
+        out[k] = (intra, cross)
+    return out
+
+
+def moad(
+    x: ArrayLike,
+    objects: ArrayLike,
+    attributes: Mapping[str, ArrayLike],
+    other: ArrayLike | None = None,
+    normalize: bool = True,
+    chunk: int = DEFAULT_CHUNK,
+) -> dict[str, float | dict[str, float]]:
+    """MOAD per attribute slot and their mean.
+
+    Returns ``{"moad": mean, "per_slot": {slot: value}, "object_intra", "object_cross",
+    "attr_intra": {...}, "attr_cross": {...}}``.
+    """
+    labels = {"__object__": objects, **attributes}
+    sims = label_similarities(x, labels, other=other, normalize=normalize, chunk=chunk)
+    oi, oc = sims.pop("__object__")
+    per = {k: (oi - oc) - (ai - ac) for k, (ai, ac) in sims.items()}
+    return {
+        "moad": float(np.mean(list(per.values()))) if per else float("nan"),
+        "per_slot": per,
+        "object_intra": oi,
+        "object_cross": oc,
+        "attr_intra": {k: v[0] for k, v in sims.items()},
+        "attr_cross": {k: v[1] for k, v in sims.items()},
+    }

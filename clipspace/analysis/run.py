@@ -1,0 +1,144 @@
+"""The ``clipspace analyze`` commands as a function: embeddings in, JSON-ready dict (and figures)
+out. Used by the CLI and by the report/demo code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clipspace.analysis._arrays import normalize_rows, to_tensor
+from clipspace.analysis.ablation import ablate_dims
+from clipspace.analysis.gap import gap_stats, mean_difference
+from clipspace.analysis.moad import moad
+from clipspace.analysis.neighbourhood import neighbourhood_test
+from clipspace.errors import DataError
+
+ANALYSES = ("gap", "moad", "ablate-dims", "neighbourhood")
+NON_LABEL_KEYS = ("index", "caption_id", "caption_words", "source")
+
+
+def _attr_keys(labels: Mapping[str, np.ndarray], object_key: str) -> list[str]:
+    return [k for k in labels if k != object_key and k not in NON_LABEL_KEYS]
+
+
+def _need(labels: Mapping[str, np.ndarray] | None, key: str, what: str) -> np.ndarray:
+    if not labels or key not in labels:
+        found = sorted(labels) if labels else []
+        raise DataError(f"analyze {what}: needs label {key!r} (labels found: {found}); "
+                        "pass --labels FILE or --label-key")
+    return labels[key]
+
+
+def moad_both(img: Any, txt: Any, labels: Mapping[str, np.ndarray], object_key: str = "digit"
+              ) -> dict[str, Any]:
+    """MOAD of the image and the text embeddings; ``moad`` = their mean (the Two Effects paper
+    reports object bias per modality; which aggregate it plots is unverified)."""
+    obj = _need(labels, object_key, "moad")
+    attrs = {k: labels[k] for k in _attr_keys(labels, object_key)}
+    if not attrs:
+        raise DataError(f"analyze moad: no attribute labels besides {object_key!r} "
+                        f"(labels found: {sorted(labels)})")
+    mi = moad(img, obj, attrs)
+    mt = moad(txt, obj, attrs)
+    return {"moad": (mi["moad"] + mt["moad"]) / 2, "moad_image": mi["moad"],
+            "moad_text": mt["moad"], "per_slot_image": mi["per_slot"],
+            "per_slot_text": mt["per_slot"]}
+
+
+def ablation_metric(labels: Mapping[str, np.ndarray] | None, label_key: str = "digit"):
+    """Performance callback on reduced embeddings: retrieval R@1 (caption groups when
+    ``caption_id`` is known) and, with class labels, nearest-text-class-mean accuracy (a
+    zero-shot proxy that needs no text encoder)."""
+    from clipspace.eval.retrieval import recall_at_k
+
+    groups = None if not labels or "caption_id" not in labels else labels["caption_id"]
+    y = None if not labels or label_key not in labels else labels[label_key]
+
+    def metric(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+        r = recall_at_k(a, b, ks=(1,), img_groups=groups, txt_groups=groups)
+        out = {"i2t_r1": r["i2t_r1"], "t2i_r1": r["t2i_r1"]}
+        if y is not None:
+            yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+            c = int(yt.max()) + 1
+            means = torch.zeros(c, b.shape[1], dtype=b.dtype).index_add_(0, yt, b)
+            pred = (a @ normalize_rows(means).T).argmax(1)
+            out[f"{label_key}_acc"] = float((pred == yt).float().mean())
+        return out
+
+    return metric
+
+
+def run_analysis(
+    what: str,
+    img: Any,
+    txt: Any,
+    labels: Mapping[str, np.ndarray] | None = None,
+    plot_dir: str | Path | None = None,
+    label_key: str = "digit",
+    max_k: int = 20,
+) -> dict[str, Any]:
+    """One analysis (``gap``, ``moad``, ``ablate-dims``, ``neighbourhood``) as a dict."""
+    if what not in ANALYSES:
+        raise DataError(f"unknown analysis {what!r}; choose from {list(ANALYSES)}")
+    if img.shape != txt.shape:
+        raise DataError(f"image embeddings {tuple(img.shape)} and text embeddings "
+                        f"{tuple(txt.shape)} differ in shape")
+    n = img.shape[0]
+    for k, v in (labels or {}).items():
+        if len(v) != n:
+            raise DataError(f"label {k!r} has {len(v)} rows, embeddings have {n}")
+    plots = Path(plot_dir) if plot_dir else None
+    out: dict[str, Any] = {"analysis": what, "n": int(n), "dim": int(img.shape[1])}
+    if what == "gap":
+        out.update(gap_stats(img, txt))
+        if plots:
+            from clipspace.analysis import plots as P
+
+            norms = {"image": to_tensor(img).norm(dim=1).numpy(),
+                     "text": to_tensor(txt).norm(dim=1).numpy()}
+            out["figures"] = [
+                str(P.plot_root_distance(norms, plots / "root_distance.png")),
+                str(P.plot_mean_difference(mean_difference(img, txt).numpy(),
+                                           plots / "mean_difference.png")),
+            ]
+            if labels and "caption_words" in labels and len(np.unique(labels["caption_words"])) > 1:
+                out["figures"].append(str(_by_length(img, txt, labels, label_key, plots)))
+    elif what == "moad":
+        out.update(moad_both(img, txt, labels or {}, label_key))
+    elif what == "ablate-dims":
+        curve = ablate_dims(img, txt, ks=range(max_k + 1), metric_fn=ablation_metric(labels,
+                                                                                    label_key))
+        out.update(curve)
+        out["l2m"], out["rmg"] = curve["l2m"][0], curve["rmg"][0]
+        if plots:
+            from clipspace.analysis import plots as P
+
+            out["figures"] = [str(P.plot_ablation(curve, plots / "ablation.png"))]
+    elif what == "neighbourhood":
+        y = _need(labels, label_key, "neighbourhood")
+        out.update(neighbourhood_test(img, txt, y))
+    return out
+
+
+def _by_length(img: Any, txt: Any, labels: Mapping[str, np.ndarray], object_key: str,
+               plots: Path) -> Path:
+    from clipspace.analysis import plots as P
+
+    words = labels["caption_words"]
+    lengths = sorted(int(v) for v in np.unique(words))
+    vals: dict[str, list[float]] = {"rmg": [], "l2m": []}
+    xi, xt = to_tensor(img), to_tensor(txt)
+    for length in lengths:
+        m = torch.from_numpy(words == length)
+        if int(m.sum()) < 2:
+            vals["rmg"].append(float("nan"))
+            vals["l2m"].append(float("nan"))
+            continue
+        g = gap_stats(xi[m], xt[m])
+        vals["rmg"].append(g["rmg"])
+        vals["l2m"].append(g["l2m"])
+    return P.plot_by_caption_length(lengths, vals, plots / "gap_by_caption_length.png")

@@ -1,0 +1,131 @@
+"""Image-caption pairs from a CSV/TSV file in open_clip's layout.
+
+One header row naming the columns, then one row per pair; ``img_key`` holds the image path
+(absolute, or relative to ``image_root``, or to the CSV's directory when ``image_root`` is empty)
+and ``caption_key`` the caption. Other columns are ignored. The whole file is read and validated
+when the dataset is built, so a malformed file fails before training starts.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from clipspace.data.bad_images import IMAGE_ERRORS, BadImageCounter, read_image
+from clipspace.errors import DataError
+
+Transform = Callable[[Any], torch.Tensor]
+
+
+def _default_transform() -> Transform:
+    from clipspace.data.transforms import image_transform
+
+    return image_transform(224)
+
+
+def read_csv_pairs(
+    path: str | Path, img_key: str = "filepath", caption_key: str = "title", sep: str = "\t"
+) -> tuple[list[str], list[str]]:
+    """(image paths, captions) from the file; DataError names file, line and columns found."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: CSV file not found")
+    if len(sep) != 1:
+        raise DataError(f"{path}: separator must be one character, got {sep!r}")
+    images: list[str] = []
+    captions: list[str] = []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: empty file (expected a header row)") from None
+        header = [h.strip() for h in header]
+        missing = [k for k in (img_key, caption_key) if k not in header]
+        if missing:
+            raise DataError(
+                f"{path}: missing column(s) {missing}; columns found: {header} "
+                f"(separator {sep!r}; set data.csv_img_key / data.csv_caption_key / data.csv_sep)"
+            )
+        i_img, i_cap = header.index(img_key), header.index(caption_key)
+        n_cols = len(header)
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # blank line
+                if len(row) != n_cols:
+                    raise DataError(
+                        f"{path}, line {line}: expected {n_cols} fields separated by {sep!r} "
+                        f"(columns {header}), found {len(row)}"
+                    )
+                img, cap = row[i_img].strip(), row[i_cap].strip()
+                if not img:
+                    raise DataError(f"{path}, line {line}: empty {img_key!r} (image path)")
+                if not cap:
+                    raise DataError(f"{path}, line {line}: empty {caption_key!r} (caption)")
+                images.append(img)
+                captions.append(cap)
+        except csv.Error as exc:
+            raise DataError(f"{path}, line {reader.line_num}: malformed row ({exc})") from None
+    if not images:
+        raise DataError(f"{path}: no rows after the header")
+    return images, captions
+
+
+class CsvDataset(Dataset):
+    """Items ``{"image": (3,H,W) float, "text": caption, "index": i}``.
+
+    A corrupt or missing image is skipped: the item of the next readable row is returned instead
+    (``"index"`` is that row's), and the skip is counted in ``self.bad_images``
+    (:class:`BadImageCounter`, shared across DataLoader workers; see ``bad_images.py``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        img_key: str = "filepath",
+        caption_key: str = "title",
+        sep: str = "\t",
+        image_root: str | Path = "",
+        transform: Transform | None = None,
+        max_bad_fraction: float = 0.01,
+    ) -> None:
+        self.path = Path(path)
+        files, self.captions = read_csv_pairs(self.path, img_key, caption_key, sep)
+        root = Path(image_root) if str(image_root) else self.path.parent
+        self.image_paths = [Path(f) if Path(f).is_absolute() else root / f for f in files]
+        self.transform = transform if transform is not None else _default_transform()
+        self.bad_images = BadImageCounter(max_bad_fraction, total=len(files), name=str(self.path))
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def load(self, i: int) -> torch.Tensor | None:
+        """The transformed image of row ``i``, or None (counted) if it cannot be read."""
+        path = self.image_paths[i]
+        try:
+            image = read_image(path)
+        except IMAGE_ERRORS as exc:
+            reason = "missing" if isinstance(exc, FileNotFoundError) else type(exc).__name__
+            self.bad_images.record_bad(str(path), reason)
+            return None
+        self.bad_images.record_ok()
+        return self.transform(image)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(index)
+        index %= n
+        for step in range(n):
+            i = (index + step) % n
+            image = self.load(i)
+            if image is not None:
+                return {"image": image, "text": self.captions[i], "index": i}
+        raise DataError(f"{self.path}: no readable image in any row")

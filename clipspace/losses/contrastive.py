@@ -1,0 +1,51 @@
+"""Contrastive losses on (already scaled) logit matrices: InfoNCE and SigLIP.
+
+Both compute in float32 (float64 kept) with autocast disabled.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from clipspace.losses.logits import as_float, no_autocast
+
+
+def _default_labels(logits: Tensor) -> Tensor:
+    return torch.arange(logits.shape[0], device=logits.device)
+
+
+def infonce(
+    logits_per_image: Tensor, labels: Tensor | None = None, logits_per_text: Tensor | None = None
+) -> Tensor:
+    """Symmetric InfoNCE (CLIP): (CE(L, labels) + CE(L_T, labels)) / 2.
+
+    ``logits_per_image`` is (B, N): row i = image i against N texts; the positive of row i is
+    column ``labels[i]`` (default arange(B)). ``logits_per_text`` (B, N) defaults to L^T (square
+    case); pass it explicitly for distributed local-loss (local rows vs all gathered columns).
+    """
+    li = as_float(logits_per_image)
+    with no_autocast(li.device.type):
+        if labels is None:
+            labels = _default_labels(li)
+        lt = li.transpose(0, 1) if logits_per_text is None else as_float(logits_per_text)
+        return (F.cross_entropy(li, labels) + F.cross_entropy(lt, labels)) / 2
+
+
+def siglip(logits: Tensor, bias: Tensor | float, labels: Tensor | None = None) -> Tensor:
+    """SigLIP sigmoid loss: -sum_{i,j} log sigmoid(z_ij (logits_ij + bias)) / B.
+
+    z_ij = +1 for the positive pair (column ``labels[i]``, default the diagonal), -1 otherwise;
+    ``logits`` (B, N) are already multiplied by the logit scale; divided by the number of rows B
+    as in the SigLIP paper.
+    """
+    lg = as_float(logits)
+    b = as_float(bias) if isinstance(bias, Tensor) else bias
+    with no_autocast(lg.device.type):
+        if labels is None:
+            labels = _default_labels(lg)
+        z = lg + b
+        sign = -torch.ones_like(z)
+        sign.scatter_(1, labels.view(-1, 1), 1.0)
+        return -F.logsigmoid(sign * z).sum() / lg.shape[0]

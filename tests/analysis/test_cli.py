@@ -1,0 +1,75 @@
+"""`clipspace analyze` on files the test writes: JSON equals the library functions."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clipspace.analysis.gap import gap_stats
+from clipspace.analysis.moad import moad
+from clipspace.analysis.neighbourhood import neighbourhood_test
+from clipspace.cli import main
+
+
+@pytest.fixture()
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    n, d = 60, 8
+    digit = rng.integers(0, 4, n)
+    colour = rng.integers(0, 3, n)
+    img = (rng.normal(size=(n, d)) + 2 * np.eye(d)[digit] + 1.0).astype(np.float32)
+    txt = (img + rng.normal(size=(n, d)) - 1.0).astype(np.float32)
+    np.save(tmp_path / "img.npy", img)
+    torch.save(torch.from_numpy(txt), tmp_path / "txt.pt")
+    np.savez(tmp_path / "labels.npz", digit=digit, colour=colour,
+             caption_words=rng.integers(1, 4, n))
+    return tmp_path, img, txt, digit, colour
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if code == 0 else None)
+
+
+def test_analyze_gap_and_plots(files, capsys) -> None:
+    d, img, txt, *_ = files
+    code, res = _run(capsys, ["analyze", "gap", "--image-emb", str(d / "img.npy"), "--text-emb",
+                              str(d / "txt.pt"), "--labels", str(d / "labels.npz"),
+                              "--plot", str(d / "fig"), "--out", str(d / "gap.json")])
+    assert code == 0
+    want = gap_stats(img, txt)
+    for k in ("l2m", "l2i", "rmg"):
+        assert res[k] == pytest.approx(want[k])
+    assert json.loads((d / "gap.json").read_text())["rmg"] == pytest.approx(want["rmg"])
+    assert len(res["figures"]) == 3 and all((d / "fig").glob("*.png"))
+
+
+def test_analyze_moad_neighbourhood_ablate(files, capsys) -> None:
+    d, img, txt, digit, colour = files
+    base = ["--image-emb", str(d / "img.npy"), "--text-emb", str(d / "txt.pt"), "--labels",
+            str(d / "labels.npz")]
+    code, res = _run(capsys, ["analyze", "moad", *base])
+    assert code == 0
+    mi = moad(img, digit, {"colour": colour})["moad"]
+    mt = moad(txt, digit, {"colour": colour})["moad"]
+    assert res["moad_image"] == pytest.approx(mi) and res["moad"] == pytest.approx((mi + mt) / 2)
+    code, res = _run(capsys, ["analyze", "neighbourhood", *base])
+    assert res["kendall"] == pytest.approx(neighbourhood_test(img, txt, digit)["kendall"])
+    code, res = _run(capsys, ["analyze", "ablate-dims", *base, "--max-k", "3"])
+    assert code == 0 and res["k"] == [0, 1, 2, 3] and len(res["digit_acc"]) == 4
+    assert res["rmg"] == pytest.approx(gap_stats(img, txt)["rmg"], rel=1e-5)
+
+
+def test_analyze_bad_file_exit_2(files, capsys, tmp_path) -> None:
+    d, *_ = files
+    bad = tmp_path / "broken.npy"
+    bad.write_bytes(b"garbage")
+    code = main(["analyze", "gap", "--image-emb", str(bad), "--text-emb", str(d / "txt.pt")])
+    assert code == 2
+    assert "broken.npy" in capsys.readouterr().err
+    code = main(["analyze", "moad", "--image-emb", str(d / "img.npy"), "--text-emb",
+                 str(d / "txt.pt")])
+    assert code == 2
+    assert "digit" in capsys.readouterr().err

@@ -1,0 +1,67 @@
+"""Gap metrics (L2M, L2I, RMG) against brute-force O(N^2) definitions."""
+
+import numpy as np
+import pytest
+import torch
+
+from clipspace.analysis.gap import gap_stats, l2i, l2m, mean_difference, rmg
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute(img: np.ndarray, txt: np.ndarray) -> dict[str, float]:
+    a, b = _unit(img.astype(np.float64)), _unit(txt.astype(np.float64))
+    n = len(a)
+
+    def d(u, v):
+        return (1 - u @ v.T) / 2
+
+    m = np.mean([d(a[i : i + 1], b[i : i + 1])[0, 0] for i in range(n)])
+    off = ~np.eye(n, dtype=bool)
+    d_img = d(a, a)[off].mean()
+    d_txt = d(b, b)[off].mean()
+    return {
+        "l2m": float(np.linalg.norm(a.mean(0) - b.mean(0))),
+        "l2i": float(np.mean([np.linalg.norm(a[i] - b[i]) for i in range(n)])),
+        "rmg": float(m / (m + (d_img + d_txt) / 2)),
+    }
+
+
+@pytest.mark.parametrize("chunk", [7, 1000])
+@pytest.mark.parametrize("shift", [0.0, 2.0])
+def test_gap_matches_brute_force(chunk: int, shift: float) -> None:
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(83, 16)).astype(np.float32)
+    txt = (img + rng.normal(size=img.shape) + shift).astype(np.float32)
+    got = gap_stats(img, txt, chunk=chunk)
+    want = brute(img, txt)
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-6), k
+
+
+def test_gap_accepts_torch_memmap_and_helpers(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    img = rng.normal(size=(50, 8)).astype(np.float32)
+    txt = rng.normal(size=(50, 8)).astype(np.float32)
+    np.save(tmp_path / "i.npy", img)
+    mm = np.load(tmp_path / "i.npy", mmap_mode="r")
+    ref = brute(img, txt)
+    assert rmg(mm, torch.from_numpy(txt)) == pytest.approx(ref["rmg"], rel=1e-5)
+    assert l2m(img, txt) == pytest.approx(ref["l2m"], rel=1e-5)
+    assert l2i(img, txt) == pytest.approx(ref["l2i"], rel=1e-5)
+    md = mean_difference(img, txt).numpy()
+    np.testing.assert_allclose(md, _unit(img).mean(0) - _unit(txt).mean(0), atol=1e-6)
+
+
+def test_gap_identical_modalities_is_zero() -> None:
+    x = np.random.default_rng(2).normal(size=(20, 4)).astype(np.float32)
+    g = gap_stats(x, x)
+    assert g["l2m"] == pytest.approx(0.0, abs=1e-6)
+    assert g["rmg"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gap_rejects_mismatched_rows() -> None:
+    with pytest.raises(ValueError):
+        gap_stats(np.ones((3, 2), np.float32), np.ones((4, 2), np.float32))

@@ -1,0 +1,69 @@
+"""evaluate() end to end on a tiny MAD directory with real (untrained) models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+models = pytest.importorskip("clipspace.models")
+pytest.importorskip("clipspace.data.mad")
+
+from clipspace.analysis.embeddings_io import read_arrays  # noqa: E402
+from clipspace.eval import evaluate, save_embeddings  # noqa: E402
+from clipspace.eval.retrieval import caption_groups, recall_at_k  # noqa: E402
+
+
+def test_evaluate_all_suites(tiny_mad) -> None:
+    torch.manual_seed(0)
+    model = models.create_model("meru")
+    res = evaluate(model, f"mad:{tiny_mad}", batch_size=8, progress=False,
+                   probe_keys=("digit",))
+    json.dumps(res)  # JSON-serialisable
+    assert res["n"] == 20
+    zs = res["zeroshot"]
+    assert set(zs) >= {"digit", "colour", "stroke", "mean_top1"}
+    assert all(0.0 <= zs[k]["top1"] <= 1.0 for k in ("digit", "colour"))
+    r = res["retrieval"]
+    assert 0.0 <= r["i2t_r1"] <= r["i2t_r5"] <= r["i2t_r10"] <= 1.0
+    assert r["i2t_r1"] >= r["instance_i2t_r1"]
+    assert 0 <= res["linear_probe"]["digit"]["accuracy"] <= 1
+    h = res["hierarchy"]
+    assert 0 <= h["precision"] <= 1 and 0 <= h["recall"] <= 1 and -1 <= h["tau_d"] <= 1
+    assert h["candidates"] <= 4 * 20 and len(h["traversals"]) == 3
+    assert len(h["root_dist_by_level"]) == 4
+
+
+def test_evaluate_sphere_hierarchy(tiny_mad) -> None:
+    torch.manual_seed(0)
+    model = models.create_model("clip")
+    res = evaluate(model, f"mad:{tiny_mad}", suites=["hierarchy"], batch_size=8, progress=False)
+    h = res["hierarchy"]
+    assert 0 <= h["recall"] <= 1 and h["traversals"][0]["path"]
+
+
+def test_save_embeddings_consistent_with_evaluate(tiny_mad, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = models.create_model("clip")
+    out = save_embeddings(model, f"mad:{tiny_mad}", tmp_path / "emb.npz", batch_size=8,
+                          progress=False)
+    arr = read_arrays(out)
+    assert arr["image"].shape == (20, arr["text"].shape[1])
+    assert set(arr) >= {"digit", "colour", "caption_id", "caption_words"}
+    res = evaluate(model, f"mad:{tiny_mad}", suites=["retrieval"], batch_size=8, progress=False)
+    ids = arr["caption_id"]
+    again = recall_at_k(torch.from_numpy(arr["image"]), torch.from_numpy(arr["text"]),
+                        score_fn=model.similarity, img_groups=ids, txt_groups=ids)
+    for k in ("i2t_r1", "t2i_r5"):
+        assert again[k] == pytest.approx(res["retrieval"][k])
+    assert np.array_equal(caption_groups(["a", "b", "a"])[0], [0, 1, 0])
+
+
+def test_evaluate_rejects_bad_suite_and_spec(tiny_mad) -> None:
+    from clipspace.errors import DataError
+
+    model = models.create_model("clip")
+    with pytest.raises(DataError):
+        evaluate(model, f"mad:{tiny_mad}", suites=["nope"], progress=False)
+    with pytest.raises(DataError):
+        evaluate(model, "foo", progress=False)

@@ -1,0 +1,115 @@
+"""2-process gloo run == one process on the same global batch (loss and gradients).
+
+Convention (see clipspace.losses.distributed): with gather_with_grad, each rank's gradient for
+its local features is world_size x the single-process gradient of the global-batch loss, and
+the logit-scale gradient averaged over ranks equals the single-process one, so DDP's gradient
+averaging reproduces single-process training. Without gather_with_grad (local_loss=False) the
+local-feature gradient equals the single-process one (DDP then yields 1/world_size of it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from clipspace.losses import Objective, gather_features, rank_labels
+
+WORLD = 2
+B_LOCAL = 3
+D = 5
+
+CONFIGS: list[dict] = [
+    {"geometry": "sphere", "contrastive": "infonce", "logit": "cosine"},
+    {"geometry": "sphere", "contrastive": "infonce", "logit": "cosine", "local_loss": True},
+    {"geometry": "lorentz", "contrastive": "infonce", "logit": "neg_dist", "local_loss": True,
+     "entail_weight": 0.2},
+    {"geometry": "euclidean", "contrastive": "siglip", "logit": "neg_sqdist", "local_loss": True},
+    {"geometry": "euclidean", "contrastive": "angle", "local_loss": True},
+    {"geometry": "euclidean", "contrastive": "angle"},
+    {"geometry": "sphere", "contrastive": "infonce", "logit": "cosine",
+     "gather_with_grad": False},
+]
+
+
+def _global_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(7)
+    return (0.6 * torch.randn(WORLD * B_LOCAL, D, generator=g, dtype=torch.float64),
+            0.6 * torch.randn(WORLD * B_LOCAL, D, generator=g, dtype=torch.float64))
+
+
+def _run(obj: Objective, img: torch.Tensor, txt: torch.Tensor) -> dict[str, torch.Tensor]:
+    img = img.clone().requires_grad_(True)
+    txt = txt.clone().requires_grad_(True)
+    out = obj(img, txt, 1.0)
+    out["loss"].backward()
+    return {"loss": out["loss"].detach(), "img": img.grad, "txt": txt.grad,
+            "scale": obj.logit_scale.log_value.grad.clone()}
+
+
+def _worker(rank: int, port: int, outdir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=WORLD)
+    try:
+        img, txt = _global_batch()
+        sl = slice(rank * B_LOCAL, (rank + 1) * B_LOCAL)
+        results = []
+        for cfg in CONFIGS:
+            obj = Objective(**cfg, logit_scale=3.0).double()
+            results.append(_run(obj, img[sl], txt[sl]))
+        a, t = gather_features(img[sl], txt[sl])
+        extra = {"gathered": a, "labels_local": rank_labels(B_LOCAL, True),
+                 "labels_all": rank_labels(B_LOCAL, False)}
+        torch.save({"results": results, **extra}, os.path.join(outdir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    if not dist.is_available():
+        pytest.skip("torch.distributed not available")
+    out: Path = tmp_path_factory.mktemp("dist")
+    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def test_gather_and_labels(ranks: list[dict]) -> None:
+    img, _ = _global_batch()
+    for r, res in enumerate(ranks):
+        torch.testing.assert_close(res["gathered"], img)
+        assert res["labels_local"].tolist() == list(range(r * B_LOCAL, (r + 1) * B_LOCAL))
+        assert res["labels_all"].tolist() == list(range(WORLD * B_LOCAL))
+
+
+@pytest.mark.parametrize("i", range(len(CONFIGS)), ids=[str(c) for c in CONFIGS])
+def test_matches_single_process(ranks: list[dict], i: int) -> None:
+    cfg = CONFIGS[i]
+    img, txt = _global_batch()
+    single = _run(Objective(**cfg, logit_scale=3.0).double(), img, txt)
+    per_rank = [res["results"][i] for res in ranks]
+    # the global loss is the mean of the rank losses (equal to each one without local_loss)
+    loss = torch.stack([p["loss"] for p in per_rank]).mean()
+    torch.testing.assert_close(loss, single["loss"])
+    if not cfg.get("local_loss", False):
+        for p in per_rank:
+            torch.testing.assert_close(p["loss"], single["loss"])
+    factor = WORLD if cfg.get("gather_with_grad", True) else 1
+    for r, p in enumerate(per_rank):
+        sl = slice(r * B_LOCAL, (r + 1) * B_LOCAL)
+        torch.testing.assert_close(p["img"], factor * single["img"][sl])
+        torch.testing.assert_close(p["txt"], factor * single["txt"][sl])
+    scale = torch.stack([p["scale"] for p in per_rank]).mean()
+    torch.testing.assert_close(scale, single["scale"])

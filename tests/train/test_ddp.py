@@ -1,0 +1,57 @@
+"""2-process gloo data parallelism matches one process on the same global batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from clipspace import config as C
+from clipspace.train.logger import read_metrics
+from tests.train.conftest import tiny_config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _worker(rank: int, world: int, port: int, cfg_dict: dict) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+        WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+    )
+    from clipspace.train import train
+
+    train(C.from_dict(cfg_dict))
+
+
+@pytest.mark.parametrize("preset", ["meru"])
+def test_two_process_gloo_matches_one_process(preset: str, mad_dir: Path, tmp_path: Path) -> None:
+    steps = 5
+    single = tiny_config(preset, mad_dir, tmp_path, name="single", optim__steps=steps)
+    from clipspace.train import train
+
+    train(single)
+    ddp = tiny_config(preset, mad_dir, tmp_path, name="ddp", optim__steps=steps)
+    mp.spawn(_worker, args=(2, _free_port(), C.to_dict(ddp)), nprocs=2, join=True)
+    one = [r for r in read_metrics(tmp_path / "single") if "loss" in r]
+    two = [r for r in read_metrics(tmp_path / "ddp") if "loss" in r]
+    assert len(one) == len(two) == steps
+    for a, b in zip(one, two, strict=True):
+        for key in ("loss", "loss/contrastive", "loss/entailment", "curv", "logit_scale"):
+            assert abs(a[key] - b[key]) < 1e-5, (a["step"], key, a[key], b[key])
+    # only rank 0 wrote, and the final weights agree too
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(
+        p.name for p in (tmp_path / "single").iterdir()
+    )
+    w1 = load_file(str(tmp_path / "single" / "checkpoints" / f"step_{steps}" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "ddp" / "checkpoints" / f"step_{steps}" / "model.safetensors"))
+    for name in w1:
+        torch.testing.assert_close(w2[name], w1[name], atol=1e-5, rtol=0, msg=name)

@@ -1,0 +1,35 @@
+"""Every preset trains on a tiny MAD sample with finite, falling loss and complete run outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from clipspace.train import train
+from clipspace.train.logger import read_metrics
+from tests.train.conftest import tiny_config
+
+
+@pytest.mark.parametrize("preset", ["clip", "euclip", "meru", "atmg"])
+def test_preset_trains(preset: str, mad_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(preset, mad_dir, tmp_path, optim__steps=30)
+    run = train(cfg)
+    records = [r for r in read_metrics(run) if "loss" in r]
+    assert [r["step"] for r in records] == list(range(1, 31))
+    losses = [r["loss"] for r in records]
+    assert all(isinstance(v, float) and math.isfinite(v) for v in losses)
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 0.05, (preset, first, last)
+    for key in ("lr", "samples_per_s", "logit_scale", "curv", "grad_norm"):
+        assert key in records[-1]
+    if preset == "meru":
+        assert "loss/entailment" in records[-1] and "alpha_img" in records[-1]
+    if preset == "atmg":
+        assert "loss/centroid" in records[-1]
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["preset"] == preset and saved["optim"]["steps"] == 30
+    assert (run / "tokenizer.json").is_file()
+    assert (run / "checkpoints" / "step_30" / "model.safetensors").is_file()
