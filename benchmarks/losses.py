@@ -7,18 +7,17 @@ over the losses so that changing machine load hits all of them alike; 1 torch th
 the ratio column divides by cosine InfoNCE at the same B (machine-independent-ish).
 Memory: peak resident-set growth during one forward+backward, measured by resetting the
 kernel's high-water mark (``/proc/self/clear_refs`` = 5) and reading ``VmHWM - VmRSS`` before
-the pass. The script re-executes itself with ``MALLOC_MMAP_THRESHOLD_=65536`` so every tensor
+the pass. During that pass glibc's mmap threshold is set to 64 KiB (``mallopt``) so every tensor
 of 64 KiB or more is its own mmap returned to the OS on free: the number is then the peak of
 live tensor memory the pass allocated (incl. the input gradients, 2 B D floats), shown in MiB
-and in units of one B x B float32 matrix. Linux only for memory (otherwise "n/a").
+and in units of one B x B float32 matrix. Timing passes run with the threshold at 32 MiB (glibc's
+usual dynamic maximum). Linux/glibc only for memory (otherwise "n/a").
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import sys
 import time
 from collections.abc import Callable
 
@@ -77,6 +76,23 @@ def _mem_status() -> tuple[int, int] | None:
         return None
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def _mallopt(threshold: int) -> bool:
+    """Set glibc's mmap threshold (and a trim threshold of 2x); False where unavailable."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(M_MMAP_THRESHOLD, threshold) == 1
+        ok = ok and libc.mallopt(M_TRIM_THRESHOLD, 2 * threshold) == 1
+        libc.malloc_trim(0)  # hand free heap pages back so that reuse shows up as growth
+        return ok
+    except (OSError, AttributeError):
+        return False
+
+
 def _reset_hwm() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -108,11 +124,16 @@ def measure_memory(step: Step, x: torch.Tensor, y: torch.Tensor) -> float | None
     """Peak extra resident bytes of one forward+backward (None where unsupported)."""
     _one(step, x, y)  # warm-up
     x.grad = y.grad = None
-    if not _reset_hwm() or (st := _mem_status()) is None:
+    if not _mallopt(64 * 1024):
         return None
-    _one(step, x, y)
-    st1 = _mem_status()
-    return float(st1[0] - st[1]) if st1 else None
+    try:
+        if not _reset_hwm() or (st := _mem_status()) is None:
+            return None
+        _one(step, x, y)
+        st1 = _mem_status()
+        return float(st1[0] - st[1]) if st1 else None
+    finally:
+        _mallopt(32 * 1024 * 1024)
 
 
 def time_once(step: Step, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -159,7 +180,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if sys.platform.startswith("linux") and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
-        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     raise SystemExit(main())

@@ -4,53 +4,60 @@ All metrics use L2-normalised embeddings (``normalize=True``); row i of ``img`` 
 ``txt``.
 
 - L2M = |mean(img) - mean(txt)|
-- L2I = mean_i |img_i - txt_i|
+- L2I = mean_i |img_i - txt_i|   (|a - b| = sqrt(|a|^2 + |b|^2 - 2 a.b), clamped >= 0)
 - RMG = M / (M + (D_img + D_txt) / 2), d(a, b) = (1 - cos(a, b)) / 2, M = mean_i d(img_i, txt_i),
   D_X = mean over ordered pairs i != j of d(x_i, x_j). For unit vectors
   sum_{i != j} cos(x_i, x_j) = |sum_i x_i|^2 - n, so D_X = (1 - (|S|^2 - n) / (n (n - 1))) / 2.
+
+Each chunk is read by a few einsum row-dots and two mat-vecs (sum of normalised rows = (1/|x|) @ x),
+so no temporary of the chunk's size is ever allocated.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from clipspace.analysis._arrays import DEFAULT_CHUNK, ArrayLike, chunks, n_rows, normalize_rows
-
-
-def _prep(x: torch.Tensor, normalize: bool) -> torch.Tensor:
-    return normalize_rows(x) if normalize else x
+from clipspace.analysis._arrays import DEFAULT_CHUNK, ArrayLike, n_rows, np_chunks, row_norms
 
 
 def gap_stats(
     img: ArrayLike, txt: ArrayLike, normalize: bool = True, chunk: int = DEFAULT_CHUNK
 ) -> dict[str, float]:
     """One pass over both modalities: ``l2m``, ``l2i``, ``rmg`` and the pieces of RMG
-    (``rmg_matched`` = M, ``rmg_img`` = D_img, ``rmg_txt`` = D_txt, ``mean_cos_matched``)."""
+    (``rmg_matched`` = M, ``rmg_img`` = D_img, ``rmg_txt`` = D_txt, ``mean_cos_matched``).
+    With ``normalize=False`` the raw vectors are used (d uses dot products, not cosines)."""
     n = n_rows(img)
     if n_rows(txt) != n:
         raise ValueError(f"image ({n}) and text ({n_rows(txt)}) row counts differ")
     if n < 2:
         raise ValueError("need at least 2 pairs")
-    sum_i = sum_t = None
-    cos_m = 0.0
-    l2i = 0.0
-    sq_i = sq_t = 0.0  # sum |x|^2 (n for unit vectors; kept general when normalize=False)
-    for (_, xi), (_, xt) in zip(chunks(img, chunk), chunks(txt, chunk), strict=True):
-        xi = _prep(xi, normalize)
-        xt = _prep(xt, normalize)
-        si = xi.sum(0, dtype=torch.float64)
-        st = xt.sum(0, dtype=torch.float64)
-        sum_i = si if sum_i is None else sum_i + si
-        sum_t = st if sum_t is None else sum_t + st
-        cos_m += float((xi * xt).sum(dtype=torch.float64))
-        l2i += float((xi - xt).norm(dim=1).sum(dtype=torch.float64))
-        sq_i += float(xi.pow(2).sum(dtype=torch.float64))
-        sq_t += float(xt.pow(2).sum(dtype=torch.float64))
-    assert sum_i is not None and sum_t is not None
-    l2m = float((sum_i / n - sum_t / n).norm())
+    d = int(img.shape[1])
+    sum_i = np.zeros(d, np.float64)
+    sum_t = np.zeros(d, np.float64)
+    cos_m = l2i = sq_i = sq_t = 0.0
+    for (_, xi), (_, xt) in zip(np_chunks(img, chunk), np_chunks(txt, chunk), strict=True):
+        if xi.shape != xt.shape:
+            raise ValueError(f"image and text chunks differ in shape: {xi.shape} vs {xt.shape}")
+        if normalize:
+            wi, wt = 1.0 / row_norms(xi), 1.0 / row_norms(xt)
+            a2 = b2 = np.ones(len(xi))
+        else:
+            wi = np.ones(len(xi), xi.dtype)
+            wt = np.ones(len(xt), xt.dtype)
+            a2 = np.einsum("ij,ij->i", xi, xi).astype(np.float64)
+            b2 = np.einsum("ij,ij->i", xt, xt).astype(np.float64)
+        dot = np.einsum("ij,ij->i", xi, xt).astype(np.float64) * wi * wt
+        sum_i += (wi.astype(xi.dtype) @ xi).astype(np.float64)
+        sum_t += (wt.astype(xt.dtype) @ xt).astype(np.float64)
+        cos_m += float(dot.sum())
+        l2i += float(np.sqrt(np.maximum(a2 + b2 - 2.0 * dot, 0.0)).sum())
+        sq_i += float(a2.sum())
+        sq_t += float(b2.sum())
+    l2m = float(np.linalg.norm(sum_i / n - sum_t / n))
     pairs = n * (n - 1)
-    cos_ii = (float(sum_i.dot(sum_i)) - sq_i) / pairs
-    cos_tt = (float(sum_t.dot(sum_t)) - sq_t) / pairs
+    cos_ii = (float(sum_i @ sum_i) - sq_i) / pairs
+    cos_tt = (float(sum_t @ sum_t) - sq_t) / pairs
     m = (1.0 - cos_m / n) / 2.0
     d_img = (1.0 - cos_ii) / 2.0
     d_txt = (1.0 - cos_tt) / 2.0
@@ -82,15 +89,18 @@ def rmg(img: ArrayLike, txt: ArrayLike, normalize: bool = True) -> float:
     return gap_stats(img, txt, normalize)["rmg"]
 
 
+def normalized_mean(x: ArrayLike, normalize: bool = True, chunk: int = DEFAULT_CHUNK
+                    ) -> np.ndarray:
+    """mean_i x_i / |x_i| (D,), float64."""
+    s = np.zeros(int(x.shape[1]), np.float64)
+    for _, b in np_chunks(x, chunk):
+        w = (1.0 / row_norms(b)) if normalize else np.ones(len(b))
+        s += (w.astype(b.dtype) @ b).astype(np.float64)
+    return s / n_rows(x)
+
+
 def mean_difference(img: ArrayLike, txt: ArrayLike, normalize: bool = True,
                     chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
     """Per-dimension mean(img) - mean(txt) (D,), float64."""
-    out = []
-    for x in (img, txt):
-        s = None
-        for _, c in chunks(x, chunk):
-            c = _prep(c, normalize).sum(0, dtype=torch.float64)
-            s = c if s is None else s + c
-        assert s is not None
-        out.append(s / n_rows(x))
-    return out[0] - out[1]
+    return torch.from_numpy(normalized_mean(img, normalize, chunk) -
+                            normalized_mean(txt, normalize, chunk))

@@ -227,7 +227,13 @@ def generate_mad(
     test_fraction: float = 0.2,
     progress: bool = True,
 ) -> Path:
-    """Write a MAD directory at ``out`` (layout in ``mad_schema``) and return its path."""
+    """Write a MAD directory at ``out`` (layout in ``mad_schema``) and return its path.
+
+    ``mnist``: "embedded" or a directory of IDX files; ``workers``: processes over chunks of
+    ``CHUNK_DIGITS`` digits; ``limit``: use that many digits evenly spaced through the source
+    (0 = all); ``test_fraction``: share of source digits held out. Raises ``FileExistsError``
+    if ``out`` exists and not ``overwrite``; ``DataError`` for a bad MNIST source.
+    """
     from clipspace.data.mnist import load_mnist
 
     out = Path(out)

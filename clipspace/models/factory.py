@@ -209,6 +209,9 @@ def create_model(
         return ClipModel(cfg, eot_id=e, pad_id=p)
 
     path = Path(pretrained).expanduser()
+    from clipspace.models.hf_clip import register as register_hf  # HF CLIP dirs (lazy, idempotent)
+
+    register_hf()
     for matcher, loader in _LOADERS:
         if matcher(path):
             base = None if config is None else _config_from(config, overrides)

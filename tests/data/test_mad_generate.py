@@ -52,7 +52,11 @@ def test_layout_manifest_and_metadata_agree(mad_dir: Path) -> None:
         combos = [tuple(int(r[s]) for s in S.COMBO_SLOTS) for r in block]
         assert combos == list(G.COMBOS)
     assert (mad_dir / "tokenizer.json").is_file()
-    assert oct((mad_dir).stat().st_mode & 0o077) != "0o0"  # not left at mkdtemp's 0700
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mad_dir.stat().st_mode & 0o777 == 0o777 & ~umask  # not left at mkdtemp's 0700
 
 
 def test_split_is_stratified_and_exact() -> None:
@@ -165,3 +169,30 @@ def test_cli_data_mad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "48 images" in capsys.readouterr().out
     assert main(["data", "mad", "--out", str(out), "--limit", "2", "--no-progress"]) == 2
     assert main(["data", "mad", "--out", str(tmp_path / "x"), "--mnist", str(tmp_path / "no")]) == 2
+
+
+def test_killed_run_leaves_no_complete_looking_directory(tmp_path: Path) -> None:
+    """A process that dies without cleanup (like SIGKILL) leaves only a hidden partial dir."""
+    import multiprocessing as mp
+    import os
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("needs fork")
+
+    def child() -> None:
+        def die(*args: object, **kwargs: object) -> None:
+            os._exit(9)  # no finally blocks, no cleanup: the images are written, nothing else
+
+        G._write_metadata = die  # type: ignore[assignment]
+        G.generate_mad(tmp_path / "m", limit=2, progress=False)
+
+    proc = mp.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 9
+    assert not (tmp_path / "m").exists()
+    leftovers = list(tmp_path.iterdir())
+    assert leftovers and all(p.name.startswith(".m.") and p.name.endswith(".partial")
+                             for p in leftovers)
+    assert (leftovers[0] / "images.npy").exists()  # the work was under way ...
+    assert not (leftovers[0] / "manifest.json").exists()  # ... but nothing marks it complete
