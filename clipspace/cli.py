@@ -387,6 +387,122 @@ def run_report(args: argparse.Namespace) -> int:
 # <<< end demo >>>
 
 # <<< finetune >>>
+# flag -> config key for ``clipspace finetune`` (shortcuts for --set KEY=VALUE)
+FINETUNE_FLAGS: dict[str, str] = {
+    "name": "run.name",
+    "output_dir": "run.output_dir",
+    "lr": "optim.lr",
+    "batch_size": "data.batch_size",
+    "epochs": "finetune.epochs",
+    "seed": "run.seed",
+    "device": "run.device",
+    "save_every": "run.save_every",
+}
+
+
+def add_finetune(sub: argparse._SubParsersAction) -> None:
+    """``clipspace finetune re|ec`` and ``clipspace reproduce radial``."""
+    p = sub.add_parser(
+        "finetune", help="fine-tune a pretrained CLIP's text tower: Radial Embedding (re) or "
+        "the entailment-cone baseline (ec)",
+        description="Only the text tower and text projection train. Presets: "
+        "re = lambda_p 10, lambda_e 1, lambda_m 1, lr 1e-7, batch 8, one epoch, constant lr; "
+        "ec = entailment-cone loss + lambda_p 10 pullback. Flags are shortcuts for --set keys.",
+    )
+    p.add_argument("method", choices=["re", "ec"])
+    p.add_argument("--model", required=True,
+                   help="clipspace run / checkpoint, or a Hugging Face CLIP directory")
+    p.add_argument("--data", required=True, help="hierarcaps:TRAIN_CSV or mad:DIR (train chains)")
+    p.add_argument("--config", default=None, help="TOML file of overrides")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set finetune.lambda_p=5 (repeatable)")
+    p.add_argument("--name", help="run name (default: finetune-<method>-<timestamp>)")
+    p.add_argument("--output-dir", dest="output_dir", help="parent directory of runs")
+    p.add_argument("--steps", type=int, default=0, help="optimizer steps (default: epochs)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--save-every", dest="save_every", type=int, help="checkpoint every N steps")
+    p.add_argument("--resume", default=None, metavar="latest|PATH")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--eval", dest="eval_data", default=None, metavar="DATA",
+                   help="afterwards evaluate on mad:DIR or hierarcaps:TEST_CSV; writes eval.json")
+    p.add_argument("--image-dir", default=None, help="HierarCaps test image folder (--eval)")
+    p.add_argument("--suite", default="retrieval,hierarchy", help="evaluation suites (--eval)")
+    p.add_argument("--export-hf", action="store_true",
+                   help="also write <run>/hf, a transformers-loadable directory (HF models)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_finetune)
+
+    r = sub.add_parser("reproduce", help="reproduce published experiments on embedded data")
+    rsub = r.add_subparsers(dest="reproduce_command", metavar="EXPERIMENT")
+    rsub.required = True
+    rr = rsub.add_parser(
+        "radial", help="CLIP on MAD, then Radial Embedding fine-tuning: before/after table",
+        description="Train (or reuse --model) a CLIP on MAD, evaluate (HierarCaps protocol on MAD "
+        "test chains + retrieval), RE fine-tune on MAD train chains, evaluate again, write a "
+        "report with a before/after table.",
+    )
+    rr.add_argument("--out", default="runs/reproduce-radial", help="output directory")
+    rr.add_argument("--quick", action="store_true", help="small and fast (smoke test)")
+    rr.add_argument("--model", default=None, help="reuse this clipspace run instead of training")
+    rr.add_argument("--mad", default=None, help="MAD directory (default: generate into --out)")
+    rr.add_argument("--train-steps", type=int, default=0, help="CLIP training steps")
+    rr.add_argument("--steps", type=int, default=0, help="fine-tuning steps")
+    rr.add_argument("--lr", type=float, default=0.0, help="fine-tuning lr (default: measured)")
+    rr.add_argument("--overwrite", action="store_true")
+    rr.add_argument("--no-progress", action="store_true")
+    rr.set_defaults(func=run_reproduce_radial)
+
+
+def _finetune_config(args: argparse.Namespace):
+    from clipspace.config import FINETUNE_PRESETS, load_toml, parse_set, resolve
+
+    merged = dict(FINETUNE_PRESETS[args.method])
+    if args.config:
+        merged.update(load_toml(args.config))
+    merged.update(parse_set(args.overrides))
+    for flag, key in FINETUNE_FLAGS.items():
+        if getattr(args, flag, None) is not None:
+            merged[key] = getattr(args, flag)
+    if args.no_progress:
+        merged["run.progress"] = False
+    return resolve("clip", merged)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    import json
+
+    from clipspace.train.finetune import evaluate_model, finetune
+
+    cfg = _finetune_config(args)
+    run_dir = finetune(args.model, cfg, args.data, resume=args.resume, overwrite=args.overwrite,
+                       steps=args.steps, export_hf=args.export_hf)
+    print(run_dir)
+    if args.eval_data:
+        from clipspace.io import atomic_write_text
+        from clipspace.train.finetune import load_model_and_tokenizer
+
+        model, tok = load_model_and_tokenizer(run_dir)
+        suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+        res = evaluate_model(model, tok, args.eval_data, image_dir=args.image_dir,
+                             suites=suites, progress=not args.no_progress)
+        res["model"] = str(run_dir)
+        atomic_write_text(run_dir / "eval.json", json.dumps(res, indent=2) + "\n")
+        hier = res.get("hierarchy", {})
+        print(json.dumps({k: hier.get(k) for k in ("precision", "recall", "tau_d")}))
+    return 0
+
+
+def run_reproduce_radial(args: argparse.Namespace) -> int:
+    from clipspace.reproduce_radial import reproduce_radial
+
+    reproduce_radial(args.out, quick=args.quick, model=args.model, mad=args.mad,
+                     train_steps=args.train_steps, steps=args.steps, lr=args.lr,
+                     overwrite=args.overwrite, progress=not args.no_progress)
+    return 0
 # <<< end finetune >>>
 
 

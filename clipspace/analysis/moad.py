@@ -15,48 +15,54 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 
 from clipspace.analysis._arrays import (
     DEFAULT_CHUNK,
     ArrayLike,
     as_labels,
-    chunks,
     n_rows,
-    normalize_rows,
+    np_chunks,
+    row_norms,
 )
 
 
 def _class_sums(
     x: ArrayLike, labels: Mapping[str, np.ndarray], normalize: bool, chunk: int
-) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Per label key: (C, D) float64 class sums; total sum (D,); and the chunks' normalised rows
-    are never kept. Returns (class_sums, total_sum, row_sq_sum) where row_sq_sum = sum_i |x_i|^2."""
-    sums: dict[str, torch.Tensor] = {}
-    total = None
-    sq = torch.zeros((), dtype=torch.float64)
-    idx = {k: torch.from_numpy(v) for k, v in labels.items()}
-    ncls = {k: int(v.max()) + 1 if len(v) else 0 for k, v in labels.items()}
-    for s, c in chunks(x, chunk):
-        c = normalize_rows(c) if normalize else c
-        c64 = c.to(torch.float64)
-        t = c64.sum(0)
-        total = t if total is None else total + t
-        sq += c64.pow(2).sum()
-        for k, lab in idx.items():
-            if k not in sums:
-                sums[k] = torch.zeros(ncls[k], c.shape[1], dtype=torch.float64)
-            sums[k].index_add_(0, lab[s : s + c.shape[0]], c64)
-    assert total is not None
+) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
+    """Per label key the (C, D) float64 class sums of the (normalised) rows, the total sum (D,)
+    and sum_i |x_i|^2. One GEMM per chunk: a stacked weighted one-hot (sum_k C_k, chunk) @ rows.
+    """
+    keys = list(labels)
+    ncls = [int(labels[k].max()) + 1 if len(labels[k]) else 1 for k in keys]
+    offsets = np.concatenate([[0], np.cumsum(ncls)]).astype(np.int64)
+    d = int(x.shape[1])
+    acc = np.zeros((int(offsets[-1]), d), np.float64)
+    sq = 0.0
+    for s, b in np_chunks(x, chunk):
+        m = len(b)
+        if normalize:
+            w = 1.0 / row_norms(b)
+            sq += float(m)
+        else:
+            w = np.ones(m)
+            sq += float(np.einsum("ij,ij->i", b, b).sum())
+        onehot = np.zeros((int(offsets[-1]), m), dtype=b.dtype)
+        cols = np.arange(m)
+        for j, k in enumerate(keys):
+            onehot[offsets[j] + labels[k][s : s + m], cols] = w
+        acc += (onehot @ b).astype(np.float64)
+    sums = {k: acc[offsets[j] : offsets[j + 1]] for j, k in enumerate(keys)}
+    total = sums[keys[0]].sum(0)  # every row belongs to exactly one class of each key
     return sums, total, sq
 
 
 def _matched_dot(x: ArrayLike, z: ArrayLike, normalize: bool, chunk: int) -> float:
     out = 0.0
-    for (_, a), (_, b) in zip(chunks(x, chunk), chunks(z, chunk), strict=True):
+    for (_, a), (_, b) in zip(np_chunks(x, chunk), np_chunks(z, chunk), strict=True):
+        dot = np.einsum("ij,ij->i", a, b).astype(np.float64)
         if normalize:
-            a, b = normalize_rows(a), normalize_rows(b)
-        out += float((a * b).sum(dtype=torch.float64))
+            dot = dot / (row_norms(a) * row_norms(b))
+        out += float(dot.sum())
     return out
 
 
@@ -72,6 +78,8 @@ def label_similarities(
     n = n_rows(x)
     labs = {k: as_labels(v) for k, v in labels.items()}
     for k, v in labs.items():
+        if len(v) and v.min() < 0:
+            raise ValueError(f"labels {k!r} must be >= 0")
         if len(v) != n:
             raise ValueError(f"labels {k!r} have {len(v)} rows, embeddings {n}")
     sx, tx, sqx = _class_sums(x, labs, normalize, chunk)
@@ -83,7 +91,7 @@ def label_similarities(
         sz, tz, _ = _class_sums(other, labs, normalize, chunk)
         diag = _matched_dot(x, other, normalize, chunk)
     total_pairs = n * (n - 1)
-    total_sum = float(tx.dot(tz)) - diag
+    total_sum = float(tx @ tz) - diag
     out: dict[str, tuple[float, float]] = {}
     for k, v in labs.items():
         counts = np.bincount(v).astype(np.float64)

@@ -44,9 +44,12 @@ def acosh_eps(dtype: torch.dtype) -> float:
 
 
 def work_dtype(*tensors: object) -> torch.dtype:
-    """float64 if any tensor argument is float64, else float32."""
+    """float64 if any point argument (a tensor with dim >= 1) is float64, else float32.
+
+    0-dim tensors (curvature, scales) follow the points and do not decide the dtype.
+    """
     for t in tensors:
-        if isinstance(t, Tensor) and t.dtype == torch.float64:
+        if isinstance(t, Tensor) and t.dim() > 0 and t.dtype == torch.float64:
             return torch.float64
     return torch.float32
 
@@ -66,8 +69,8 @@ def curv_tensor(curv: float | Tensor, like: Tensor) -> Tensor:
 def geometry_fn(fn: F) -> F:
     """Decorator: disable autocast and cast all tensor arguments to the working dtype.
 
-    Low-precision (fp16/bf16) and float32 arguments become float32; if any argument is float64,
-    all tensor arguments become float64. Non-tensor arguments pass through.
+    Low-precision (fp16/bf16) and float32 arguments become float32; if any point argument is
+    float64, all floating tensor arguments become float64. Non-tensor arguments pass through.
     """
 
     @functools.wraps(fn)
@@ -116,6 +119,12 @@ def safe_div(num: Tensor, den: Tensor) -> Tensor:
     """num / den where den > NORM_MIN, else 0 with zero gradient (den must be >= 0, finite-grad)."""
     ok = den > NORM_MIN
     return torch.where(ok, num / den.clamp_min(NORM_MIN), torch.zeros_like(num))
+
+
+def safe_inv_norm(x: Tensor, keepdim: bool = False) -> Tensor:
+    """1/|x|, or 0 (zero gradient) for vectors shorter than NORM_MIN."""
+    n = safe_norm(x, keepdim=keepdim)
+    return safe_div(torch.ones_like(n), n)
 
 
 def safe_normalize(x: Tensor) -> Tensor:

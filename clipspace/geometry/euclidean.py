@@ -13,6 +13,7 @@ from ._numerics import (
     safe_acos,
     safe_asin,
     safe_div,
+    safe_inv_norm,
     safe_norm,
     safe_normalize,
     safe_sqrt,
@@ -95,11 +96,11 @@ def pairwise_ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
 
     cos_ij = (G_ij / |x_i| - |x_i|) / |y_j - x_i|  (0 where |y_j - x_i| ~ 0).
     """
-    xh = safe_normalize(x)
-    nx = safe_norm(x)[..., :, None]
-    proj = xh @ y.transpose(-1, -2)  # x_i/|x_i| . y_j
-    sq = _pairwise_sqdist(x, y)
-    cos = safe_div(proj - nx, safe_sqrt(sq))
+    gram = x @ y.transpose(-1, -2)
+    nx2, ny2 = sq_norm(x), sq_norm(y)
+    sq = (nx2[..., :, None] - 2.0 * gram + ny2[..., None, :]).clamp_min(0.0)
+    proj = gram * safe_inv_norm(x)[..., :, None]  # x_i.y_j / |x_i|
+    cos = safe_div(proj - safe_sqrt(nx2)[..., :, None], safe_sqrt(sq))
     return safe_acos(cos)
 
 

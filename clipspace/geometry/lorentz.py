@@ -21,6 +21,7 @@ from ._numerics import (
     geometry_fn,
     safe_acos,
     safe_asin,
+    safe_inv_norm,
     safe_norm,
     safe_normalize,
     safe_sqrt,
@@ -52,6 +53,18 @@ def _acosh1p(u: Tensor) -> Tensor:
     """acosh(1 + u) = log1p(u + sqrt(u (u + 2))), u clamped >= acosh_eps(dtype)."""
     u = u.clamp_min(acosh_eps(u.dtype))
     return torch.log1p(u + torch.sqrt(u * (u + 2.0)))
+
+
+def _angle_cos(num: Tensor, *us: Tensor) -> Tensor:
+    """num / prod sqrt(u (u + 2)); 0 (angle pi/2) with zero gradient where any u is at its clamp
+    (coincident points: the angle is undefined there)."""
+    eps = acosh_eps(num.dtype)
+    den = torch.ones_like(num)
+    ok = torch.ones_like(num, dtype=torch.bool)
+    for u in us:
+        den = den * _sinh_u(u)
+        ok = ok & (u > eps)
+    return torch.where(ok, num / den, torch.zeros_like(num))
 
 
 def _sinh_u(u: Tensor) -> Tensor:
@@ -168,7 +181,7 @@ def ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
     tx, ty = _t(nx2, c), _t(ny2, c)
     u = _zm1((x * y).sum(-1), _tm1(nx2, tx, c), _tm1(ny2, ty, c), c)
     proj = (safe_normalize(x) * y).sum(-1)  # x.y / |x|
-    cos = c.sqrt() * (tx * proj - ty * safe_sqrt(nx2)) / _sinh_u(u)
+    cos = _angle_cos(c.sqrt() * (tx * proj - ty * safe_sqrt(nx2)), u)
     return safe_acos(cos)
 
 
@@ -180,8 +193,8 @@ def pairwise_ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
     tx, ty = _t(nx2, c)[..., :, None], _t(ny2, c)[..., None, :]
     gram = x @ y.transpose(-1, -2)
     u = _zm1(gram, _tm1(nx2[..., :, None], tx, c), _tm1(ny2[..., None, :], ty, c), c)
-    proj = safe_normalize(x) @ y.transpose(-1, -2)  # x_i.y_j / |x_i|
-    cos = c.sqrt() * (tx * proj - ty * safe_sqrt(nx2)[..., :, None]) / _sinh_u(u)
+    proj = gram * safe_inv_norm(x)[..., :, None]  # x_i.y_j / |x_i|
+    cos = _angle_cos(c.sqrt() * (tx * proj - ty * safe_sqrt(nx2)[..., :, None]), u)
     return safe_acos(cos)
 
 
@@ -223,7 +236,7 @@ def ext_angle_from(root: Tensor, x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tens
     u_xr = _rowwise_u(x, root, c)
     u_xy = _rowwise_u(x, y, c)
     u_ry = _rowwise_u(root, y, c)
-    cos = (u_ry - u_xr - u_xy - u_xr * u_xy) / (_sinh_u(u_xr) * _sinh_u(u_xy))
+    cos = _angle_cos(u_ry - u_xr - u_xy - u_xr * u_xy, u_xr, u_xy)
     return safe_acos(cos)
 
 

@@ -125,6 +125,8 @@ def _check_finite(g, x0, y0, c0, dtype, autocast):
         gx, gy, gc = torch.autograd.grad(out.sum(), (x, y, c), allow_unused=True)
         for grad in (gx, gy, gc):
             assert grad is None or torch.isfinite(grad).all(), (fname, gx, gy, gc)
+            # no 1/eps blow-ups at undefined points (largest legit grads: d/dc at |x| = 1e4)
+            assert grad is None or float(grad.abs().max()) < 1e9, (fname, gx, gy, gc)
 
 
 @pytest.mark.parametrize("name", GEOMS)
@@ -158,6 +160,8 @@ def test_autocast_is_disabled_inside(name):
         torch.testing.assert_close(o, r, rtol=1e-6, atol=1e-6)
     assert g.dist(x.double(), y.double(), 1.0).dtype == torch.float64
     assert g.dist(x.half(), y.bfloat16(), 1.0).dtype == torch.float32
+    # a float64 curvature tensor does not promote float32 points
+    assert g.dist(x, y, torch.tensor(1.0, dtype=torch.float64)).dtype == torch.float32
 
 
 # --------------------------------------------------------------------------- gradcheck
@@ -213,3 +217,17 @@ def test_pairwise_never_builds_b1_b2_d(name, fname):
         out.sum().backward()
     assert out.shape == (b1, b2)
     assert mode.max_numel <= max(b1 * d, b2 * d, b1 * b2) < b1 * b2 * d
+
+
+@pytest.mark.parametrize("name", GEOMS)
+def test_rowwise_functions_broadcast_a_single_root(name):
+    """dist(points, root) with root of shape (D,) (used by hierarchy metrics) broadcasts."""
+    g = get_geometry(name)
+    x = points(g, 0, 6, 4, 0.5, torch.float64)
+    r = points(g, 1, 1, 4, 0.5, torch.float64)[0]
+    full_r = r.expand_as(x)
+    torch.testing.assert_close(g.dist(x, r, 0.5), g.dist(x, full_r, 0.5))
+    torch.testing.assert_close(g.ext_angle(x, r, 0.5), g.ext_angle(x, full_r, 0.5))
+    torch.testing.assert_close(g.ext_angle_from(r, x, x.flip(0), 0.5),
+                               g.ext_angle_from(full_r, x, x.flip(0), 0.5))  # fmt: skip
+    assert g.default_root(x, 0.5).shape == (4,)

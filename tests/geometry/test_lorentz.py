@@ -202,3 +202,21 @@ def test_exp_map_caps_sinh_input():
     assert torch.isfinite(x).all()
     assert float(x[0].norm()) <= 2.0**15 * 1.0001
     assert float(x[1].abs().max()) == 0.0
+
+
+def test_float32_accuracy_for_close_points_near_origin():
+    """u = z - 1 is computed directly, so nearby points near O keep their distance and angle."""
+    v = randn(11, 8, 6, dtype=torch.float32)
+    v = v / v.norm(dim=-1, keepdim=True) * 1e-3
+    x, beyond = L.exp_map0(v, 1.0), L.exp_map0(1.3 * v, 1.0)
+    torch.testing.assert_close(L.dist(x, beyond, 1.0), torch.full((8,), 3e-4), rtol=1e-2, atol=0)
+    torch.testing.assert_close(L.ext_angle(x, beyond, 1.0), torch.zeros(8), rtol=0, atol=1e-2)
+    torch.testing.assert_close(
+        L.ext_angle(beyond, x, 1.0), torch.full((8,), math.pi), rtol=0, atol=1e-2
+    )
+    # coincident points: the undefined angle reads pi/2 and has zero gradient
+    xg = x.clone().requires_grad_(True)
+    ang = L.ext_angle(xg, x, 1.0)
+    ang.sum().backward()
+    torch.testing.assert_close(ang, torch.full((8,), math.pi / 2))
+    assert float(xg.grad.abs().max()) == 0.0

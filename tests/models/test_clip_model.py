@@ -132,7 +132,7 @@ def _train_steps(model: ClipModel, steps: int = 3) -> list[float]:
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        losses.append(float(out["loss"]))
+        losses.append(float(out["loss"].detach()))
     return losses
 
 
