@@ -107,6 +107,15 @@ def bench_gap(sizes: list[int], dim: int, brute_max: int) -> list[dict]:
     return rows
 
 
+def _vm(field: str) -> float:
+    """A /proc/self/status memory field in kB (VmHWM = peak resident set of this process)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def _retrieval_child(n: int, dim: int, chunk: int, q: mp.Queue) -> None:
     from clipspace.eval.retrieval import recall_at_k
 
@@ -114,11 +123,11 @@ def _retrieval_child(n: int, dim: int, chunk: int, q: mp.Queue) -> None:
     img = torch.randn(n, dim)
     txt = torch.randn(n, dim)
     txt.add_(img)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _vm("VmRSS")
     t0 = time.perf_counter()
     r = recall_at_k(img, txt, chunk=chunk)
     dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _vm("VmHWM")
     q.put({"n": n, "time_s": dt, "peak_extra_mb": (peak - base) / 1024,
            "embeddings_mb": 2 * n * dim * 4 / 2**20, "i2t_r1": r["i2t_r1"]})
 

@@ -10,8 +10,10 @@ kernel's high-water mark (``/proc/self/clear_refs`` = 5) and reading ``VmHWM - V
 the pass. During that pass glibc's mmap threshold is set to 64 KiB (``mallopt``) so every tensor
 of 64 KiB or more is its own mmap returned to the OS on free: the number is then the peak of
 live tensor memory the pass allocated (incl. the input gradients, 2 B D floats), shown in MiB
-and in units of one B x B float32 matrix. Timing passes run with the threshold at 32 MiB (glibc's
-usual dynamic maximum). Linux/glibc only for memory (otherwise "n/a").
+and in units of one B x B float32 matrix. It is an upper bound: free heap pages are trimmed
+before the pass (``malloc_trim``) and small allocations touching them again count too.
+Timing passes run with the threshold at 32 MiB (glibc's usual dynamic maximum).
+Linux/glibc only for memory (otherwise "n/a").
 """
 
 from __future__ import annotations

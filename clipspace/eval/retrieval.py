@@ -1,10 +1,10 @@
 """Recall@K in both directions, computed in chunks (REFERENCE.md section 4).
 
-Memory is O(chunk x N): each block of queries is scored against the whole gallery and reduced to
-its top-K at once; the N x N matrix never exists. With caption groups a hit is any retrieved item
-that carries the query's caption (MAD captions repeat; COCO counts any of an image's captions):
-image i matches text j when ``img_groups[i] == txt_groups[j]``. Without groups, image i matches
-text i only.
+Memory is O(chunk x N), at most MAX_SCORE_ELEMENTS scores per block: each block of queries is
+scored against the whole gallery and reduced to its top-K at once; the N x N matrix never
+exists. With caption groups a hit is any retrieved item that carries the query's caption (MAD
+captions repeat; COCO counts any of an image's captions): image i matches text j when
+``img_groups[i] == txt_groups[j]``. Without groups, image i matches text i only.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+#: a query block's score matrix holds at most this many elements (256 MB in float32)
+MAX_SCORE_ELEMENTS = 2**26
+
 ScoreFn = Callable[[Tensor, Tensor], Tensor]  # (img (B1,D), txt (B2,D)) -> (B1,B2) scores
 
 
@@ -25,6 +28,10 @@ def cosine_scores(img: Tensor, txt: Tensor) -> Tensor:
     a = img / img.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     b = txt / txt.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return a @ b.T
+
+
+def _dot(q: Tensor, g: Tensor) -> Tensor:
+    return q @ g.T
 
 
 def caption_groups(
@@ -57,6 +64,7 @@ def _recall_one_way(
     kmax = min(max(ks), gallery.shape[0])
     hits = {k: 0 for k in ks}
     n = queries.shape[0]
+    chunk = max(1, min(chunk, MAX_SCORE_ELEMENTS // max(1, gallery.shape[0])))
     starts = range(0, n, chunk)
     for s in tqdm(starts, desc=desc, disable=not progress, leave=False):
         q = queries[s : s + chunk]
@@ -99,8 +107,14 @@ def recall_at_k(
         if len(gi) != xi.shape[0] or len(gt) != xt.shape[0]:
             raise ValueError("group vectors must match the image / text counts")
     ks = sorted({int(k) for k in ks})
-    i2t = _recall_one_way(xi, xt, score, gi, gt, ks, chunk, "i2t", progress)
-    t2i = _recall_one_way(xt, xi, lambda q, g: score(g, q).T, gt, gi, ks, chunk, "t2i", progress)
+    if score_fn is None:  # cosine: normalise once, then plain dot products both ways
+        xi = xi / xi.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        xt = xt / xt.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        fwd = back = _dot
+    else:
+        fwd, back = score, lambda q, g: score(g, q).T
+    i2t = _recall_one_way(xi, xt, fwd, gi, gt, ks, chunk, "i2t", progress)
+    t2i = _recall_one_way(xt, xi, back, gt, gi, ks, chunk, "t2i", progress)
     out = {f"i2t_r{k}": v for k, v in i2t.items()}
     out.update({f"t2i_r{k}": v for k, v in t2i.items()})
     return out

@@ -34,11 +34,11 @@ def infonce(
 
 
 def siglip(logits: Tensor, bias: Tensor | float, labels: Tensor | None = None) -> Tensor:
-    """SigLIP sigmoid loss: -sum_{i,j} log sigmoid(z_ij (logits_ij + bias)) / B.
+    """SigLIP sigmoid loss: -sum_{i,j} log sigmoid(y_ij z_ij) / B,  z = logits + bias.
 
-    z_ij = +1 for the positive pair (column ``labels[i]``, default the diagonal), -1 otherwise;
+    y_ij = +1 for the positive pair (column ``labels[i]``, default the diagonal), -1 otherwise;
     ``logits`` (B, N) are already multiplied by the logit scale; divided by the number of rows B
-    as in the SigLIP paper.
+    as in the SigLIP paper. Computed as (sum_ij softplus(z_ij) - sum_i z_{i,labels_i}) / B.
     """
     lg = as_float(logits)
     b = as_float(bias) if isinstance(bias, Tensor) else bias
@@ -46,6 +46,6 @@ def siglip(logits: Tensor, bias: Tensor | float, labels: Tensor | None = None) -
         if labels is None:
             labels = _default_labels(lg)
         z = lg + b
-        sign = -torch.ones_like(z)
-        sign.scatter_(1, labels.view(-1, 1), 1.0)
-        return -F.logsigmoid(sign * z).sum() / lg.shape[0]
+        # -log sigmoid(-z) = softplus(z); -log sigmoid(z) = softplus(z) - z: no sign matrix
+        pos = z.gather(1, labels.view(-1, 1)).sum()
+        return (F.softplus(z).sum() - pos) / lg.shape[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.losses.cases import CASES
 
@@ -55,3 +56,29 @@ def test_finite_on_degenerate_inputs(name: str, mode: str) -> None:
         for t in (img, txt, curv):
             if t.grad is not None:
                 assert torch.isfinite(t.grad).all(), (name, mode, case, t.grad)
+
+
+class _MaxNumel(TorchDispatchMode):
+    """Records the largest tensor any op produces (forward and backward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.max_numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.max_numel = max(self.max_numel, t.numel())
+        return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_never_builds_b_b_d_tensor(name: str) -> None:
+    b, d = 16, 12  # B*B*D = 3072 while B*B = 256 and B*D = 192
+    g = torch.Generator().manual_seed(9)
+    img = (0.3 * torch.randn(b, d, generator=g)).requires_grad_(True)
+    txt = (0.3 * torch.randn(b, d, generator=g)).requires_grad_(True)
+    with _MaxNumel() as mode:
+        CASES[name](img, txt, torch.tensor(1.0, requires_grad=True)).backward()
+    assert 0 < mode.max_numel <= b * b, mode.max_numel
