@@ -158,11 +158,11 @@ def _zeroshot(model: Any, emb: dict, tokenizer: Tokenizer, device: Any) -> dict[
     return out
 
 
-def _retrieval(model: Any, emb: dict) -> dict[str, Any]:
+def _retrieval(model: Any, emb: dict, device: Any) -> dict[str, Any]:
     gi, gt = caption_groups(emb["captions"])
-    res = recall_at_k(emb["image"], emb["text"], score_fn=model.similarity,
-                      img_groups=gi, txt_groups=gt)
-    inst = recall_at_k(emb["image"], emb["text"], score_fn=model.similarity, ks=(1,))
+    img, txt = emb["image"].to(device), emb["text"].to(device)  # score on the model's device
+    res = recall_at_k(img, txt, score_fn=model.similarity, img_groups=gi, txt_groups=gt)
+    inst = recall_at_k(img, txt, score_fn=model.similarity, ks=(1,))
     res["instance_i2t_r1"] = inst["i2t_r1"]
     res["instance_t2i_r1"] = inst["t2i_r1"]
     res["unique_captions"] = int(gt.max() + 1)
@@ -269,7 +269,7 @@ def evaluate(
                 result[suite] = (_zeroshot(model, emb, tok, device) if is_mad
                                  else {"skipped": "no class labels in this data"})
             elif suite == "retrieval":
-                result[suite] = _retrieval(model, emb)
+                result[suite] = _retrieval(model, emb, device)
             elif suite == "linear_probe":
                 if not is_mad:
                     result[suite] = {"skipped": "no class labels in this data"}

@@ -98,12 +98,12 @@ def recall_at_k(
     if img_groups is None and txt_groups is None:
         if xi.shape[0] != xt.shape[0]:
             raise ValueError("without groups, image and text counts must match (pairs i <-> i)")
-        gi = gt = torch.arange(xi.shape[0])
+        gi = gt = torch.arange(xi.shape[0], device=xi.device)
     else:
         if img_groups is None or txt_groups is None:
             raise ValueError("give both img_groups and txt_groups")
-        gi = torch.as_tensor(np.asarray(img_groups), dtype=torch.long)
-        gt = torch.as_tensor(np.asarray(txt_groups), dtype=torch.long)
+        gi = torch.as_tensor(np.asarray(img_groups), dtype=torch.long, device=xi.device)
+        gt = torch.as_tensor(np.asarray(txt_groups), dtype=torch.long, device=xt.device)
         if len(gi) != xi.shape[0] or len(gt) != xt.shape[0]:
             raise ValueError("group vectors must match the image / text counts")
     ks = sorted({int(k) for k in ks})

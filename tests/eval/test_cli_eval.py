@@ -65,3 +65,12 @@ def test_hierarcaps_csv_and_images(tiny_mad, tmp_path) -> None:
     assert res["zeroshot"] == {"skipped": "no class labels in this data"}
     assert h["traversals"][0]["chain"] == chains[0]
     json.dumps(res)
+
+
+def test_cli_analyze_from_run(tiny_mad, capsys) -> None:
+    code = main(["analyze", "gap", "--run", "clip", "--data", f"mad:{tiny_mad}"])
+    assert code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 20 and 0 <= res["rmg"] <= 1
+    code = main(["analyze", "gap", "--run", "clip"])
+    assert code == 2

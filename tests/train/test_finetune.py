@@ -237,10 +237,30 @@ def test_bad_data_spec_is_exit_2(hf_dir: Path, tmp_path: Path) -> None:
                  f"hierarcaps:{tmp_path / 'missing.csv'}", "--output-dir", str(tmp_path)]) == 2
 
 
-def test_load_chains_mad_needs_a_directory(tmp_path: Path) -> None:
+def test_load_chains_rejects_bad_specs(tmp_path: Path) -> None:
     from clipspace.errors import ClipspaceError
     from clipspace.train.finetune import load_chains
 
-    with pytest.raises((ClipspaceError, FileNotFoundError, OSError)):
-        load_chains(f"mad:{tmp_path / 'nope'}")
-    assert np.isfinite(1.0)
+    with pytest.raises(ClipspaceError, match="hierarcaps:TRAIN_CSV or mad:DIR"):
+        load_chains("no-scheme")
+    with pytest.raises(ClipspaceError, match="not supported"):
+        load_chains(f"wds:{tmp_path}/x.tar")
+    chains = load_chains(f"hierarcaps:{_write_train_csv(tmp_path / 'c.csv')}")
+    assert len(chains) == 3 * len(CHAINS)
+    assert chains[0].positive == CHAINS[0].positive
+    assert np.all([len(c.negative) == 4 for c in chains])
+
+
+def test_before_after_table_reports_changes() -> None:
+    from clipspace.reproduce_radial import before_after_table
+
+    before = {"hierarchy": {"precision": 0.1, "recall": 0.2, "tau_d": 0.3},
+              "retrieval": {"i2t_r1": 0.5, "t2i_r1": 0.4}}
+    after = {"hierarchy": {"precision": 0.1, "recall": 0.5, "tau_d": 0.9},
+             "retrieval": {"i2t_r1": 0.495, "t2i_r1": 0.4}}
+    table, rows = before_after_table(before, after)
+    by_key = {r["key"]: r for r in rows}
+    assert by_key["hierarchy.recall"]["change"] == pytest.approx(0.3)
+    assert by_key["retrieval.i2t_r1"]["change"] == pytest.approx(-0.005)
+    assert math.isnan(by_key["hierarchy_empty_root.recall"]["before"])  # absent -> nan
+    assert "| HierarCaps tau_d (mean root) | 0.3000 | 0.9000 | +0.6000 |" in table
