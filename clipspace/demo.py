@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from clipspace.config import Config, resolve
 from clipspace.io import atomic_write_text
 
@@ -28,21 +31,20 @@ class Budget:
     steps: int
     batch_size: int
     eval_samples: int
-    hierarchy_samples: int
     warmup: int
 
 
-QUICK = Budget(digits=250, steps=120, batch_size=128, eval_samples=1000, hierarchy_samples=200,
-               warmup=10)
-FULL = Budget(digits=0, steps=900, batch_size=256, eval_samples=5000, hierarchy_samples=500,
-              warmup=50)
+QUICK = Budget(digits=250, steps=120, batch_size=128, eval_samples=1000, warmup=10)
+FULL = Budget(digits=0, steps=900, batch_size=256, eval_samples=5000, warmup=50)
 
 TABLE_KEYS: dict[str, str] = {
-    "digit acc": "zeroshot.digit.top1",
-    "colour acc": "zeroshot.colour.top1",
-    "scale acc": "zeroshot.scale.top1",
-    "I->T R@1": "retrieval.image_to_text.R@1",
-    "T->I R@1": "retrieval.text_to_image.R@1",
+    "digit": "zeroshot.digit.top1",
+    "colour": "zeroshot.colour.top1",
+    "scale": "zeroshot.scale.top1",
+    "stroke": "zeroshot.stroke.top1",
+    "I->T R@1": "retrieval.i2t_r1",
+    "T->I R@1": "retrieval.t2i_r1",
+    "probe": "linear_probe.digit.accuracy",
     "hier P": "hierarchy.precision",
     "hier R": "hierarchy.recall",
     "tau_d": "hierarchy.tau_d",
@@ -108,21 +110,60 @@ def comparison_table(results: dict[str, dict[str, Any]], keys: dict[str, str] = 
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
 
 
-def evaluate_run(run_dir: Path, mad: Path, budget: Budget, progress: bool = True) -> dict:
-    """Evaluate a finished run on MAD test, analyse its embeddings, write eval/analysis JSON."""
-    from clipspace.eval.evaluate import analyse_run, evaluate
+def analyse_embeddings(model: Any, emb: dict[str, Any], fig_dir: Path) -> dict[str, Any]:
+    """Gap, object bias and dimension ablation of one model's test embeddings, with figures."""
+    from clipspace.analysis import plots
+    from clipspace.analysis.run import run_analysis
+
+    labels = dict(emb["labels"])
+    _, caption_id = np.unique(np.asarray(emb["captions"], dtype=str), return_inverse=True)
+    labels["caption_id"] = caption_id.reshape(-1)
+    img, txt = emb["image"], emb["text"]
+    out: dict[str, Any] = {
+        "gap": run_analysis("gap", img, txt, labels),
+        "moad": run_analysis("moad", img, txt, labels),
+        "ablation": run_analysis("ablate-dims", img, txt, labels, plot_dir=fig_dir, max_k=20),
+    }
+    geom, curv = model.geometry, model.curv().detach().float().cpu()
+    root = geom.default_root(torch.cat([img, txt]), curv)
+    dists = {
+        "image": geom.dist(img, root.expand_as(img), curv).numpy(),
+        "text": geom.dist(txt, root.expand_as(txt), curv).numpy(),
+    }
+    plots.plot_root_distance(dists, fig_dir / "root_distance.png")
+    from clipspace.analysis.gap import mean_difference
+
+    plots.plot_mean_difference(mean_difference(img, txt).numpy(), fig_dir / "mean_difference.png")
+    return out
+
+
+SUITES: tuple[str, ...] = ("zeroshot", "retrieval", "linear_probe", "hierarchy")
+
+
+def evaluate_run(
+    run_dir: Path, mad: Path, budget: Budget, progress: bool = True, num_attrs: int = 5,
+    suites: Sequence[str] = SUITES,
+) -> dict:
+    """Evaluate a finished run on MAD test (captions with ``num_attrs`` attributes), analyse its
+    embeddings, and write ``eval.json``, ``analysis.json`` and ``figures/`` into the run."""
+    from clipspace.data.mad import MADDataset
+    from clipspace.data.tokenizer import get_tokenizer
+    from clipspace.eval.evaluate import embed_dataset, evaluate
     from clipspace.models import create_model
 
     model = create_model(pretrained=str(run_dir))
     model.eval()
+    tokenizer = get_tokenizer(mad)
+    data: Any = f"mad:{mad}" if num_attrs == 5 else MADDataset(mad, "test", num_attrs=num_attrs)
     results = evaluate(
-        model, f"mad:{mad}", suites=("zeroshot", "retrieval", "linear_probe", "hierarchy"),
-        split="test", max_samples=budget.eval_samples,
-        hierarchy_samples=budget.hierarchy_samples, progress=progress,
+        model, data, suites=suites, tokenizer=tokenizer, split="test",
+        max_samples=budget.eval_samples, probe_samples=budget.eval_samples, progress=progress,
     )
+    results["data"] = f"mad:{mad}"
     atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
-    analysis = analyse_run(model, f"mad:{mad}", run_dir / "figures", split="test",
-                           max_samples=budget.eval_samples)
+    test = MADDataset(mad, "test", num_attrs=num_attrs)
+    emb = embed_dataset(model, test, tokenizer, max_samples=budget.eval_samples, progress=False)
+    analysis = analyse_embeddings(model, emb, run_dir / "figures")
     atomic_write_text(run_dir / "analysis.json", json.dumps(analysis, indent=2) + "\n")
     return {**results, **analysis}
 
@@ -161,4 +202,54 @@ def run_demo(
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     print(table)
     print(f"[demo] report: {html_path}  total {time.perf_counter() - t0:.0f} s")
+    return results
+
+
+def reproduce_geometries(out: str | Path = "reproduce-geometries", quick: bool = False,
+                         workers: int = 2, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """The four presets on identical data and budget, hierarchy metrics included."""
+    return run_demo(out, quick=quick, workers=workers, seed=seed)
+
+
+def reproduce_imbalance(
+    out: str | Path = "reproduce-imbalance",
+    quick: bool = False,
+    ks: Sequence[int] = (1, 2, 3, 4, 5),
+    workers: int = 2,
+    seed: int = 0,
+    preset: str = "clip",
+) -> dict[int, dict[str, Any]]:
+    """Two Effects, One Trigger on MAD: CLIP trained on captions with k attributes (the
+    information imbalance knob) for each k; RMG, MOAD and Recall@1 plotted against k."""
+    from clipspace.analysis.plots import plot_by_caption_length
+    from clipspace.report import write_report
+    from clipspace.train import train
+
+    budget = QUICK if quick else FULL
+    out = Path(out)
+    mad = ensure_mad(out / "mad", budget.digits, workers, seed)
+    results: dict[int, dict[str, Any]] = {}
+    run_dirs = []
+    for k in ks:
+        cfg = demo_config(preset, mad, out / "runs", budget, seed,
+                          {"data.num_attrs": k, "run.name": f"{preset}-k{k}"})
+        run_dir = Path(train(cfg, overwrite=True))
+        results[k] = evaluate_run(run_dir, mad, budget, num_attrs=k,
+                                  suites=("zeroshot", "retrieval"))
+        run_dirs.append(run_dir)
+        print(f"[imbalance] k={k}: " + comparison_table({f"k={k}": results[k]}).splitlines()[1])
+    curves = {
+        "rmg": [float(_get(results[k], "gap.rmg")) for k in ks],
+        "l2m": [float(_get(results[k], "gap.l2m")) for k in ks],
+        "moad": [float(_get(results[k], "moad.moad")) for k in ks],
+        "i2t_r1": [float(_get(results[k], "retrieval.i2t_r1")) for k in ks],
+        "t2i_r1": [float(_get(results[k], "retrieval.t2i_r1")) for k in ks],
+    }
+    fig = plot_by_caption_length(list(ks), curves, out / "imbalance.png")
+    write_report(run_dirs, out / "report", title="Information imbalance on MAD (k attributes)",
+                 extra_figures=[fig])
+    table = comparison_table({f"k={k}": results[k] for k in ks})
+    atomic_write_text(out / "summary.txt", table + "\n")
+    atomic_write_text(out / "results.json", json.dumps({"ks": list(ks), **curves}, indent=2))
+    print(table)
     return results
