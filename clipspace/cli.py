@@ -384,6 +384,31 @@ def run_report(args: argparse.Namespace) -> int:
 # <<< end report >>>
 
 # <<< demo >>>
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the main job: MAD from embedded MNIST, train clip/euclip/meru/atmg, evaluate, report",
+    )
+    p.add_argument("--out", default="demo", help="output directory (mad/, runs/, report/)")
+    p.add_argument("--quick", action="store_true", help="small data and budget (about 3 min)")
+    p.add_argument("--presets", default="clip,euclip,meru,atmg", help="comma-separated presets")
+    p.add_argument("--workers", type=int, default=2, help="processes for MAD generation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mnist", default="embedded", help="'embedded' or a directory of IDX files")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from clipspace.config import PRESETS, ConfigError
+    from clipspace.demo import run_demo as demo
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown or not presets:
+        raise ConfigError(f"--presets: unknown {unknown}; allowed: {', '.join(PRESETS)}")
+    demo(args.out, quick=args.quick, presets=presets, workers=args.workers, seed=args.seed,
+         mnist=args.mnist)
+    return 0
 # <<< end demo >>>
 
 # <<< finetune >>>

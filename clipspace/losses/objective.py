@@ -61,6 +61,12 @@ class Objective(nn.Module):
         if logit not in LOGIT_KINDS:
             raise ValueError(f"unknown logit kind {logit!r}; allowed: {', '.join(LOGIT_KINDS)}")
         self.geometry = get_geometry(geometry)
+        needs_origin = contrastive == "angle" or entail_weight > 0 or centroid_weight > 0
+        if needs_origin and not getattr(self.geometry, "HAS_ORIGIN", True):
+            raise ValueError(
+                "the angle loss, entailment and centroid terms need a geometry with an origin "
+                "(euclidean or lorentz), not the sphere"
+            )
         self.contrastive = contrastive
         self.logit = logit
         self.logit_scale = LogitScale(logit_scale, learn_logit_scale, max_logit_scale)

@@ -278,6 +278,7 @@ def finetune(
         model, tok = load_model_and_tokenizer(source)
         tok = tokenizer or tok
     cfg = merged_config(model, config)
+    cfg.data.train = data
     from clipspace.train.loop import autocast_factory, pick_device
 
     device = pick_device(cfg)

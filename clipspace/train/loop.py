@@ -136,11 +136,16 @@ def prepare_run_dir(
                 f"run directory {run_dir} already exists; pass --resume latest to continue it "
                 "or --overwrite to replace it"
             )
-        barrier(info)
-        if info.is_main:
-            shutil.rmtree(run_dir)
-        barrier(info)
+        return run_dir, None  # replaced by wipe_run_dir once every input has been checked
     return run_dir, None
+
+
+def wipe_run_dir(run_dir: Path, info: DistInfo) -> None:
+    """--overwrite: remove the old run directory (rank 0), after all inputs were validated."""
+    barrier(info)
+    if info.is_main and run_dir.exists():
+        shutil.rmtree(run_dir)
+    barrier(info)
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -269,6 +274,12 @@ def _train(
             world_size=info.world_size, shuffle=False, seed=cfg.run.seed, drop_last=False,
         )
         hooks.insert(0, ValLossHook(val_loader, device, autocast))
+    batches = getattr(loader.batch_sampler, "batches_per_epoch", None)
+    if batches == 0:
+        raise DataError(
+            f"data.train = {cfg.data.train!r} has fewer than {per_rank} samples per process: "
+            "lower data.batch_size or use more data"
+        )
     optimizer = build_optimizer(model, cfg.optim)
     schedule = WarmupCosine(optimizer, cfg.optim)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -284,6 +295,8 @@ def _train(
         all_rng = state.get("rng_all") or [state["rng"]]
         rng_state = all_rng[info.rank] if info.rank < len(all_rng) else state["rng"]
 
+    if overwrite and checkpoint is None:
+        wipe_run_dir(run_dir, info)
     logger = MetricsLogger(run_dir, enabled=info.is_main, tensorboard=cfg.run.tensorboard)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

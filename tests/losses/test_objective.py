@@ -114,6 +114,9 @@ def test_bad_arguments_raise() -> None:
         Objective("sphere", logit="l2")
     with pytest.raises(ValueError):
         Objective("hyperbolic")
+    for kw in ({"contrastive": "angle"}, {"entail_weight": 0.1}, {"centroid_weight": 0.1}):
+        with pytest.raises(ValueError, match="origin"):
+            Objective("sphere", **kw)
 
 
 def test_bf16_autocast_float32_terms() -> None:

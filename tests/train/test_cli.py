@@ -54,6 +54,7 @@ def test_flags_map_to_config_and_overwrite_is_refused(
         (["--data", "ftp:somewhere"], "data.train"),
         (["--data", "mad:/nonexistent/mad"], "/nonexistent/mad"),
         (["--resume", "/nonexistent/run"], "--resume"),
+        (["--batch-size", "4096"], "fewer than 4096 samples"),
     ],
 )
 def test_bad_input_exits_2_before_training(
