@@ -7,7 +7,8 @@ One step = forward + backward + gradient clipping + AdamW update, fp32 on CPU (b
 CUDA), synthetic data (random images, random token sequences ending in EOT). The presets are
 timed interleaved (one step of each per round) so that load from other processes hits all of
 them alike; the figure is the median over rounds. Peak memory: CUDA max_memory_allocated, or on
-CPU the peak RSS growth of a fresh subprocess running two steps (``--memory``).
+CPU the peak RSS above the resident set of a fresh subprocess, over two steps after a warm-up
+step (``--memory``; Linux).
 ``--compare`` also times clip on ``mad-vit`` and ``mad-vit-256`` against open_clip 3.3.0's
 measured 644 ms and 3374 ms per step (same towers, batch 256, fp32, 2 threads, AdamW).
 """
@@ -96,8 +97,18 @@ def time_interleaved(
     return {p: statistics.median(s.times) for p, s in steppers.items()}
 
 
+def _status_kib(field: str) -> int:
+    """A ``/proc/self/status`` memory field in KiB (Linux)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 def peak_memory_mib(preset: str, model: str, batch: int, device: torch.device) -> float:
-    """CUDA: max allocated during two steps. CPU: peak RSS growth of a fresh subprocess."""
+    """CUDA: max allocated during two steps. CPU: RSS high-water mark (reset after a warm-up
+    step) minus the resident set before the two measured steps, in a fresh subprocess."""
     if device.type == "cuda":
         s = Stepper(preset, model, batch, device)
         torch.cuda.reset_peak_memory_stats()
@@ -106,13 +117,13 @@ def peak_memory_mib(preset: str, model: str, batch: int, device: torch.device) -
         s.step()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     code = (
-        "import resource, sys, torch; sys.argv=['x'];"
+        "import sys, torch; sys.argv=['x'];"
         f"torch.set_num_threads({torch.get_num_threads()});"
-        "from benchmarks.train import Stepper;"
+        "from benchmarks.train import Stepper, _status_kib;"
         f"s = Stepper({preset!r}, {model!r}, {batch}, torch.device('cpu'));"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        "s.step(); s.step();"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)"
+        "s.step(); open('/proc/self/clear_refs', 'w').write('5');"  # reset the RSS high-water mark
+        "base = _status_kib('VmRSS'); s.step(); s.step();"
+        "print(_status_kib('VmHWM') - base)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux

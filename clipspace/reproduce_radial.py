@@ -43,8 +43,8 @@ SETTINGS: dict[str, dict[str, int]] = {
     # MAD digits, CLIP steps, CLIP batch, fine-tuning steps, fine-tuning batch, eval images
     "quick": {"limit": 120, "train_steps": 60, "train_batch": 128, "steps": 30, "batch": 8,
               "eval_samples": 400},
-    "full": {"limit": 1000, "train_steps": 800, "train_batch": 256, "steps": 400, "batch": 8,
-             "eval_samples": 2000},
+    "full": {"limit": 1000, "train_steps": 300, "train_batch": 128, "steps": 300, "batch": 8,
+             "eval_samples": 1000},
 }
 
 
@@ -149,6 +149,7 @@ def reproduce_radial(
         cfg = resolve("clip", {
             "data.train": data, "model.name": "mad-tiny",
             "optim.steps": train_steps or s["train_steps"], "data.batch_size": s["train_batch"],
+            "optim.warmup_steps": 20,
             "run.output_dir": str(out), "run.name": "clip", "run.progress": progress,
             "run.tensorboard": False,
         })
@@ -166,7 +167,7 @@ def reproduce_radial(
     over = dict(FINETUNE_PRESETS["re"])
     over.update({"optim.lr": lr or DEFAULT_LR, "data.batch_size": batch or s["batch"],
                  "run.output_dir": str(out), "run.name": "radial", "run.progress": progress,
-                 "run.tensorboard": False})
+                 "run.tensorboard": False, "run.threads": 1})  # tiny steps: 1 thread is fastest
     ft_dir = finetune(clip_dir, resolve("clip", over), data, overwrite=True,
                       steps=steps or s["steps"])
     # 4. after

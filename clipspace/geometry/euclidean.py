@@ -12,13 +12,13 @@ from ._numerics import (
     geometry_fn,
     safe_acos,
     safe_asin,
-    safe_div,
     safe_inv_norm,
     safe_norm,
     safe_normalize,
     safe_sqrt,
     sq_norm,
 )
+from ._pairwise_angle import EuclideanExtAngle
 
 HAS_ORIGIN: bool = True
 
@@ -94,14 +94,14 @@ def ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
 def pairwise_ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
     """ext_angle(x_i, y_j) as (B1, B2), from one Gram matrix G:
 
-    cos_ij = (G_ij / |x_i| - |x_i|) / |y_j - x_i|  (0 where |y_j - x_i| ~ 0).
+    cos_ij = (G_ij / |x_i| - |x_i|) / |y_j - x_i|  (0 where |y_j - x_i| ~ 0),
+    |y_j - x_i|^2 = |x_i|^2 - 2 G_ij + |y_j|^2. The B1 x B2 part is one fused autograd Function
+    (``_pairwise_angle.EuclideanExtAngle``: saves only G, analytic backward; 2 matmuls in all).
     """
     gram = x @ y.transpose(-1, -2)
-    nx2, ny2 = sq_norm(x), sq_norm(y)
-    sq = (nx2[..., :, None] - 2.0 * gram + ny2[..., None, :]).clamp_min(0.0)
-    proj = gram * safe_inv_norm(x)[..., :, None]  # x_i.y_j / |x_i|
-    cos = safe_div(proj - safe_sqrt(nx2)[..., :, None], safe_sqrt(sq))
-    return safe_acos(cos)
+    nx2, ny2 = sq_norm(x, keepdim=True), sq_norm(y).unsqueeze(-2)
+    inv, nx = safe_inv_norm(x, keepdim=True), safe_sqrt(nx2)
+    return EuclideanExtAngle.apply(gram, nx2, ny2, inv, nx)
 
 
 @geometry_fn

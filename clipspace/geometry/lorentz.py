@@ -27,6 +27,7 @@ from ._numerics import (
     safe_sqrt,
     sq_norm,
 )
+from ._pairwise_angle import LorentzExtAngle
 
 HAS_ORIGIN: bool = True
 
@@ -187,15 +188,22 @@ def ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
 
 @geometry_fn
 def pairwise_ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
-    """ext_angle(x_i, y_j) as (B1, B2) from the Gram matrix, norms and time parts (O(B1 B2))."""
+    """ext_angle(x_i, y_j) as (B1, B2) from the Gram matrix, norms and time parts (O(B1 B2)):
+
+    cos_ij = sqrt(c) (t_x,i G_ij / |x_i| - t_y,j |x_i|) / sqrt(u_ij (u_ij + 2)),
+    u_ij = a_i b_j + a_i + b_j - c G_ij (a = t_x - 1, b = t_y - 1). The B1 x B2 part is one fused
+    autograd Function (``_pairwise_angle.LorentzExtAngle``: saves only G, analytic backward incl.
+    the curvature gradient; 2 matmuls in all). The O(B) vectors below stay on autograd.
+    """
     c = curv_tensor(curv, x)
-    nx2, ny2 = sq_norm(x), sq_norm(y)
-    tx, ty = _t(nx2, c)[..., :, None], _t(ny2, c)[..., None, :]
+    sc = c.sqrt()
+    nx2, ny2 = sq_norm(x, keepdim=True), sq_norm(y).unsqueeze(-2)
+    tx, ty = _t(nx2, c), _t(ny2, c)
+    ax, ay = _tm1(nx2, tx, c), _tm1(ny2, ty, c)
     gram = x @ y.transpose(-1, -2)
-    u = _zm1(gram, _tm1(nx2[..., :, None], tx, c), _tm1(ny2[..., None, :], ty, c), c)
-    proj = gram * safe_inv_norm(x)[..., :, None]  # x_i.y_j / |x_i|
-    cos = _angle_cos(c.sqrt() * (tx * proj - ty * safe_sqrt(nx2)[..., :, None]), u)
-    return safe_acos(cos)
+    amul = sc * tx * safe_inv_norm(x, keepdim=True)  # sqrt(c) t_x / |x|
+    pmul = sc * safe_sqrt(nx2)  # sqrt(c) |x|
+    return LorentzExtAngle.apply(gram, c, amul, pmul, ax, ty, ay)
 
 
 @geometry_fn

@@ -33,3 +33,25 @@ def test_preset_trains(preset: str, mad_dir: Path, tmp_path: Path) -> None:
     assert saved["preset"] == preset and saved["optim"]["steps"] == 30
     assert (run / "tokenizer.json").is_file()
     assert (run / "checkpoints" / "step_30" / "model.safetensors").is_file()
+
+
+def test_bf16_on_cpu_and_validation_hook(mad_dir: Path, tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def hook(model, step, run_dir):
+        calls.append(step)
+        assert run_dir == tmp_path / "run"
+        return {"hook/metric": float(step)}
+
+    cfg = tiny_config(
+        "meru", mad_dir, tmp_path, optim__steps=4, run__precision="bf16", run__eval_every=2,
+        data__val=f"mad:{mad_dir}",
+    )
+    run = train(cfg, hooks=[hook])
+    records = read_metrics(run)
+    assert calls == [2, 4]
+    val = [r for r in records if "val/loss" in r]
+    assert [r["step"] for r in val] == [2, 4]
+    assert all(math.isfinite(r["val/loss"]) and "val/loss/entailment" in r for r in val)
+    assert [r["hook/metric"] for r in records if "hook/metric" in r] == [2.0, 4.0]
+    assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
