@@ -27,7 +27,7 @@ import torch
 from clipspace.errors import ClipspaceError
 from clipspace.io import atomic_write_text
 
-DEFAULT_LR = 1e-4
+DEFAULT_LR = 5e-5
 #: (label, dotted key in eval.json) of the before/after table
 TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("HierarCaps precision (mean root)", "hierarchy.precision"),

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._numerics import NORM_MIN, NORM_SQ_MIN, _acos_eps, _autocast_on, acosh_eps
+from ._numerics import NORM_SQ_MIN, _acos_eps, _autocast_on, acosh_eps
 
 
 @contextlib.contextmanager
@@ -67,14 +67,35 @@ def _fit(grad: Tensor | None, like: Tensor, needed: bool) -> Tensor | None:
     return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
 
 
-def _acos_grad_(cos: Tensor, grad: Tensor, ok: Tensor) -> Tensor:
-    """In place: cos -> dL/dcos = -grad / sqrt(1 - clamp(cos)^2), zero outside the clamp
-    (torch.clamp's gradient: zero where strictly outside [lo, hi]) and where not ok."""
+def _check(t: Tensor) -> bool:
+    """Whether a data-dependent mask must be built: always on accelerators (no host sync), on
+    CPU only when a cheap reduction says some element needs it (``_lazy_mask``)."""
+    return t.device.type != "cpu"
+
+
+def _lazy_mask(t: Tensor, le: float) -> Tensor | None:
+    """t <= le as a bool mask, or None when no element is (checked with one min on CPU)."""
+    if not _check(t) and float(t.min()) > le:
+        return None
+    return t <= le
+
+
+def _outside(t: Tensor, lo: float, hi: float) -> bool:
+    """Whether any element of t lies outside [lo, hi] (one min/max pass)."""
+    tmin, tmax = torch.aminmax(t)
+    return float(tmin) < lo or float(tmax) > hi
+
+
+def _neg_acos_grad_(cos: Tensor, grad: Tensor) -> Tensor:
+    """In place: cos -> -dL/dcos = grad / sqrt(1 - clamp(cos)^2), zero strictly outside the clamp
+    [lo, hi] (torch.clamp's gradient)."""
     eps = _acos_eps(cos.dtype)
-    mask = cos.ge(-1.0 + eps)
-    mask.logical_and_(cos.le(1.0 - eps)).logical_and_(ok)
-    cos.clamp_(-1.0 + eps, 1.0 - eps).square_().neg_().add_(1.0).rsqrt_().mul_(grad).neg_()
-    return cos.masked_fill_(mask.logical_not_(), 0.0)
+    lo, hi = -1.0 + eps, 1.0 - eps
+    mask = None
+    if _check(cos) or _outside(cos, lo, hi):
+        mask = cos.lt(lo).logical_or_(cos.gt(hi))
+    cos.clamp_(lo, hi).square_().neg_().add_(1.0).rsqrt_().mul_(grad)
+    return cos if mask is None else cos.masked_fill_(mask, 0.0)
 
 
 def _acos_(cos: Tensor) -> Tensor:
@@ -83,21 +104,19 @@ def _acos_(cos: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- Euclidean
-def _euc_den(gram: Tensor, nx2: Tensor, ny2: Tensor) -> tuple[Tensor, Tensor]:
-    """den = safe_sqrt(max(|x|^2 + |y|^2 - 2G, 0)) (>= NORM_MIN) and ok = den > NORM_MIN."""
-    den = torch.add(nx2, ny2)
-    if den.shape != gram.shape:
-        den = den.expand(gram.shape).contiguous()
-    den.add_(gram, alpha=-2.0).clamp_min_(0.0).clamp_min_(NORM_SQ_MIN).sqrt_()
-    ok = den > NORM_MIN
-    return den.clamp_min_(NORM_MIN), ok
-
-
 def _euc_cos(gram: Tensor, nx2: Tensor, ny2: Tensor, inv: Tensor, nx: Tensor) -> tuple[Tensor, ...]:
-    """(cos, den, ok) with cos = (G/|x| - |x|)/den, 0 where not ok."""
-    den, ok = _euc_den(gram, nx2, ny2)
-    cos = torch.mul(gram, inv).sub_(nx).div_(den)
-    return cos.masked_fill_(ok.logical_not(), 0.0), den, ok
+    """(cos, r): r = 1/den (0 where den = safe_sqrt(sq) <= NORM_MIN: undefined angle),
+    cos = (G/|x| - |x|) r. Two new B1 x B2 buffers."""
+    r = torch.add(nx2, ny2)
+    if r.shape != gram.shape:
+        r = r.expand(gram.shape).contiguous()
+    r.add_(gram, alpha=-2.0).clamp_min_(0.0)  # sq
+    bad = _lazy_mask(r, NORM_SQ_MIN)
+    r.clamp_min_(NORM_SQ_MIN).rsqrt_()
+    if bad is not None:
+        r.masked_fill_(bad, 0.0)
+    cos = torch.mul(gram, inv).sub_(nx).mul_(r)
+    return cos, r
 
 
 class EuclideanExtAngle(torch.autograd.Function):
@@ -111,8 +130,8 @@ class EuclideanExtAngle(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, gram: Tensor, nx2: Tensor, ny2: Tensor, inv: Tensor, nx: Tensor
     ) -> Tensor:
-        cos, den, _ = _euc_cos(gram, nx2, ny2, inv, nx)
-        del den
+        cos, r = _euc_cos(gram, nx2, ny2, inv, nx)
+        del r
         ctx.save_for_backward(gram, nx2, ny2, inv, nx)
         return _acos_(cos)
 
@@ -123,21 +142,16 @@ class EuclideanExtAngle(torch.autograd.Function):
         need = ctx.needs_input_grad
         with _no_autocast():
             grad = grad.to(gram.dtype)
-            cos, den, ok = _euc_cos(gram, nx2, ny2, inv, nx)
-            den.reciprocal_()  # 1 / den
-            w = torch.mul(cos, den)  # cos / den
-            a = _acos_grad_(cos, grad, ok)  # dL/dcos (in cos's buffer)
-            del ok
-            dnum = a.mul_(den)  # a / den
-            w.mul_(dnum)  # dnum cos / den = -2 dsq
-            d_inv = _rowdot(dnum, gram) if need[3] else None
-            d_nx = -dnum.sum(-1, keepdim=True) if need[4] else None
-            d_nx2 = w.sum(-1, keepdim=True).mul_(-0.5) if need[1] else None
-            d_ny2 = w.sum(-2, keepdim=True).mul_(-0.5) if need[2] else None
-            d_gram = None
-            if need[0]:
-                d_gram = torch.mul(dnum, inv, out=den)
-                d_gram.add_(w)
+            cos, r = _euc_cos(gram, nx2, ny2, inv, nx)
+            w = torch.mul(cos, r)  # cos / den
+            n = _neg_acos_grad_(cos, grad).mul_(r)  # n = -dnum = -(dL/dcos) / den
+            w.mul_(n)  # -dnum cos / den = 2 dsq
+            d_inv = -_rowdot(n, gram) if need[3] else None
+            d_nx = n.sum(-1, keepdim=True) if need[4] else None
+            d_nx2 = w.sum(-1, keepdim=True).mul_(0.5) if need[1] else None
+            d_ny2 = w.sum(-2, keepdim=True).mul_(0.5) if need[2] else None
+            # dG = dnum / |x| - 2 dsq = -(n inv + w)
+            d_gram = torch.mul(n, -inv, out=r).sub_(w) if need[0] else None
         return (
             _fit(d_gram, gram, need[0]),
             _fit(d_nx2, nx2, need[1]),
@@ -148,25 +162,23 @@ class EuclideanExtAngle(torch.autograd.Function):
 
 
 # ----------------------------------------------------------------------------- Lorentz
-def _lor_u(gram: Tensor, ax: Tensor, ay: Tensor, c: Tensor) -> Tensor:
-    """u = max(a_x a_y + a_x + a_y - c G, 0) as a new (..., B1, B2) buffer."""
-    u = torch.mul(ax, ay)  # same op order (and rounding) as lorentz._zm1
-    if u.shape != gram.shape:
-        u = u.expand_as(gram).contiguous()
-    return u.add_(ax).add_(ay).sub_(torch.mul(gram, c)).clamp_min_(0.0)
-
-
 def _lor_cos(
     gram: Tensor, c: Tensor, amul: Tensor, pmul: Tensor, ax: Tensor, ty: Tensor, ay: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(cos, u', den, ok): u' = max(u, eps), den = sqrt(u'(u'+2)), cos = num/den (0 if not ok)."""
+) -> tuple[Tensor, Tensor]:
+    """(cos, r): u = max(a_x a_y + a_x + a_y - c G, 0), r = 1/sqrt(u'(u'+2)), u' = max(u, eps)
+    (0 where u <= eps: undefined angle), cos = (A G - P t_y) r. Two new B1 x B2 buffers."""
     eps = acosh_eps(gram.dtype)
-    u = _lor_u(gram, ax, ay, c)
-    ok = u > eps
-    u.clamp_min_(eps)
-    den = torch.add(u, 2.0).mul_(u).sqrt_()
-    cos = torch.mul(gram, amul).addcmul_(pmul, ty, value=-1.0).div_(den)
-    return cos.masked_fill_(ok.logical_not(), 0.0), u, den, ok
+    r = torch.mul(ax, ay)
+    if r.shape != gram.shape:
+        r = r.expand(gram.shape).contiguous()
+    r.add_(ax).add_(ay).addcmul_(gram, c, value=-1.0).clamp_min_(0.0)  # u
+    bad = _lazy_mask(r, eps)
+    # u' (u' + 2) = 2 (u' + u'^2 / 2), in place
+    r.clamp_min_(eps).addcmul_(r, r, value=0.5).mul_(2.0).rsqrt_()
+    if bad is not None:
+        r.masked_fill_(bad, 0.0)
+    cos = torch.mul(gram, amul).addcmul_(pmul, ty, value=-1.0).mul_(r)
+    return cos, r
 
 
 class LorentzExtAngle(torch.autograd.Function):
@@ -188,8 +200,8 @@ class LorentzExtAngle(torch.autograd.Function):
         ty: Tensor,
         ay: Tensor,
     ) -> Tensor:
-        cos, u, den, _ = _lor_cos(gram, c, amul, pmul, ax, ty, ay)
-        del u, den
+        cos, r = _lor_cos(gram, c, amul, pmul, ax, ty, ay)
+        del r
         ctx.save_for_backward(gram, c, amul, pmul, ax, ty, ay)
         return _acos_(cos)
 
@@ -200,21 +212,19 @@ class LorentzExtAngle(torch.autograd.Function):
         need = ctx.needs_input_grad
         with _no_autocast():
             grad = grad.to(gram.dtype)
-            cos, u, den, ok = _lor_cos(gram, c, amul, pmul, ax, ty, ay)
-            u.add_(1.0).div_(den).mul_(cos)  # cos (u + 1) / den
-            a = _acos_grad_(cos, grad, ok)
-            del ok
-            dnum = a.div_(den)
-            du = u.mul_(dnum).neg_()  # -dnum cos (u + 1) / den
+            cos, r = _lor_cos(gram, c, amul, pmul, ax, ty, ay)
+            # v = cos (u + 1) / den, using (u + 1)^2 = den^2 + 1: (u + 1) / den = sqrt(1 + r^2)
+            v = torch.mul(r, r).add_(1.0).sqrt_().mul_(cos)
+            n = _neg_acos_grad_(cos, grad).mul_(r)  # n = -dnum
+            du = v.mul_(n)  # du = -dnum cos (u + 1) / den
             d_c = -_rowdot(du, gram).sum() if need[1] else None
-            d_amul = _rowdot(dnum, gram) if need[2] else None
-            d_pmul = -_row_mv(dnum, ty) if need[3] else None
+            d_amul = -_rowdot(n, gram) if need[2] else None
+            d_pmul = _row_mv(n, ty) if need[3] else None
             d_ax = _row_mv(du, ay + 1.0) if need[4] else None
-            d_ty = -_col_mv(pmul, dnum) if need[5] else None
+            d_ty = _col_mv(pmul, n) if need[5] else None
             d_ay = _col_mv(ax + 1.0, du) if need[6] else None
-            d_gram = None
-            if need[0]:
-                d_gram = torch.mul(dnum, amul, out=den).addcmul_(du, c, value=-1.0)
+            # dG = A dnum - c du = -(A n + c du)
+            d_gram = torch.mul(n, -amul, out=r).addcmul_(du, -c) if need[0] else None
         return (
             _fit(d_gram, gram, need[0]),
             _fit(d_c, c, need[1]),
