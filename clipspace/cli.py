@@ -227,6 +227,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", default="zeroshot,retrieval,linear_probe,hierarchy",
                    help="comma-separated suites")
     p.add_argument("--split", default="test")
+    p.add_argument("--hierarchy-root", default="default", choices=["default", "empty"],
+                   help="[ROOT] of the hierarchy suite: the origin (mean direction on the sphere) "
+                   "or the text embedding of \"\" (Radial Embedding)")
     p.add_argument("--max-samples", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
@@ -274,7 +277,8 @@ def run_eval(args: argparse.Namespace) -> int:
     suites = [s for s in args.suite.split(",") if s.strip()]
     res = evaluate(model, args.data, suites=suites, tokenizer=tokenizer, split=args.split,
                    max_samples=args.max_samples, batch_size=args.batch_size, device=args.device,
-                   progress=not args.no_progress, image_dir=args.image_dir)
+                   progress=not args.no_progress, image_dir=args.image_dir,
+                   hierarchy_root=args.hierarchy_root)
     res["model"] = str(args.model)
     if args.save_embeddings:
         res["embeddings"] = str(save_embeddings(
@@ -302,6 +306,9 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", default=None, help="embed --data with this run instead of files")
     p.add_argument("--data", default=None, help="mad:DIR (with --run)")
     p.add_argument("--split", default="test")
+    p.add_argument("--hierarchy-root", default="default", choices=["default", "empty"],
+                   help="[ROOT] of the hierarchy suite: the origin (mean direction on the sphere) "
+                   "or the text embedding of \"\" (Radial Embedding)")
     p.add_argument("--max-samples", type=int, default=0)
     p.add_argument("--max-k", type=int, default=20, help="ablate-dims: drop k = 0..max_k dims")
     p.add_argument("--plot", default=None, metavar="DIR", help="write PNG figures here")
@@ -409,6 +416,53 @@ def run_demo(args: argparse.Namespace) -> int:
     demo(args.out, quick=args.quick, presets=presets, workers=args.workers, seed=args.seed,
          mnist=args.mnist)
     return 0
+
+
+def add_reproduce_mad(rsub: argparse._SubParsersAction) -> None:
+    """``clipspace reproduce imbalance|geometries`` (registered under ``reproduce``)."""
+    ri = rsub.add_parser(
+        "imbalance",
+        help="Two Effects, One Trigger: CLIP on MAD with k = 1..5 attributes per caption",
+        description="Trains the clip preset on MAD captions with k attributes for each k, then "
+        "plots RMG, MOAD and Recall@1 against k and writes a report.",
+    )
+    ri.add_argument("--out", default="reproduce-imbalance")
+    ri.add_argument("--quick", action="store_true")
+    ri.add_argument("--ks", default="1,2,3,4,5", help="comma-separated numbers of attributes")
+    ri.add_argument("--preset", default="clip")
+    ri.add_argument("--workers", type=int, default=2)
+    ri.add_argument("--seed", type=int, default=0)
+    ri.set_defaults(func=run_reproduce_imbalance)
+    rg = rsub.add_parser(
+        "geometries", help="clip, euclip, meru and atmg on identical MAD data and budget",
+    )
+    rg.add_argument("--out", default="reproduce-geometries")
+    rg.add_argument("--quick", action="store_true")
+    rg.add_argument("--workers", type=int, default=2)
+    rg.add_argument("--seed", type=int, default=0)
+    rg.set_defaults(func=run_reproduce_geometries)
+
+
+def run_reproduce_imbalance(args: argparse.Namespace) -> int:
+    from clipspace.config import ConfigError
+    from clipspace.demo import reproduce_imbalance
+
+    try:
+        ks = [int(k) for k in args.ks.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(f"--ks: expected comma-separated integers, got {args.ks!r}") from None
+    if not ks or any(not 0 <= k <= 5 for k in ks):
+        raise ConfigError(f"--ks: each k must be in 0..5, got {args.ks!r}")
+    reproduce_imbalance(args.out, quick=args.quick, ks=ks, workers=args.workers, seed=args.seed,
+                        preset=args.preset)
+    return 0
+
+
+def run_reproduce_geometries(args: argparse.Namespace) -> int:
+    from clipspace.demo import reproduce_geometries
+
+    reproduce_geometries(args.out, quick=args.quick, workers=args.workers, seed=args.seed)
+    return 0
 # <<< end demo >>>
 
 # <<< finetune >>>
@@ -480,6 +534,7 @@ def add_finetune(sub: argparse._SubParsersAction) -> None:
     rr.add_argument("--overwrite", action="store_true")
     rr.add_argument("--no-progress", action="store_true")
     rr.set_defaults(func=run_reproduce_radial)
+    add_reproduce_mad(rsub)
 
 
 def _finetune_config(args: argparse.Namespace):

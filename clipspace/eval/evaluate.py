@@ -58,7 +58,8 @@ def load_eval_dataset(
     if "::" in path and image_dir is None:
         path, image_dir = path.split("::", 1)
     size = int(getattr(model, "image_size", 224) or 224)
-    return HierarCapsImages(path, image_dir, transform=image_transform(size))
+    transform = getattr(model, "preprocess", None) or image_transform(size)
+    return HierarCapsImages(path, image_dir, transform=transform)
 
 
 def _default_tokenizer(dataset: Dataset, model: Any) -> Tokenizer:
@@ -188,7 +189,7 @@ def _linear_probe(emb: dict, train_emb: dict | None, keys: Sequence[str]) -> dic
 
 
 def _hierarchy(model: Any, emb: dict, dataset: Dataset, tokenizer: Tokenizer, device: Any,
-               batch_size: int, traversals: int = 3) -> dict[str, Any]:
+               batch_size: int, traversals: int = 3, root: str = "default") -> dict[str, Any]:
     geom, curv = model.geometry, model.curv().detach().float().cpu()
     if "chains" in emb:
         chains = emb["chains"]
@@ -201,8 +202,11 @@ def _hierarchy(model: Any, emb: dict, dataset: Dataset, tokenizer: Tokenizer, de
             if getattr(base, "indices", None) is not None else None)]
     cand_texts = sorted({c for ch in chains for c in ch})
     cand = encode_texts(model, tokenizer, cand_texts, batch_size, device)
-    root = geom.default_root(cand, curv)
-    rho = root_distance(cand, geom, curv, root)
+    if root == "empty":  # REFERENCE section 3: r = text embedding of the empty caption
+        root_pt = encode_texts(model, tokenizer, [""], batch_size, device)[0]
+    else:  # the origin, or the normalised mean of the candidates on the sphere
+        root_pt = geom.default_root(cand, curv)
+    rho = root_distance(cand, geom, curv, root_pt)
 
     def sim(a: Tensor, b: Tensor) -> Tensor:
         return model.similarity(a.to(device), b.to(device)).float().cpu()
@@ -211,7 +215,7 @@ def _hierarchy(model: Any, emb: dict, dataset: Dataset, tokenizer: Tokenizer, de
     lookup = dict(zip(cand_texts, rho.tolist(), strict=True))
     lvl_rho = np.array([[lookup[c] for c in ch] for ch in chains])
     levels = np.tile(np.arange(1, lvl_rho.shape[1] + 1), (len(chains), 1))
-    img_rho = root_distance(emb["image"], geom, curv, root).numpy()
+    img_rho = root_distance(emb["image"], geom, curv, root_pt).numpy()
     out["spearman_text"] = specificity_correlation(lvl_rho.ravel(), levels.ravel())
     pooled_r = np.concatenate([lvl_rho.ravel(), img_rho])
     pooled_s = np.concatenate([levels.ravel(), np.full(len(img_rho), lvl_rho.shape[1] + 1)])
@@ -223,8 +227,9 @@ def _hierarchy(model: Any, emb: dict, dataset: Dataset, tokenizer: Tokenizer, de
     for i in range(min(traversals, len(chains))):
         paths.append({"index": i, "caption": emb["captions"][i], "chain": list(chains[i]),
                       "path": traverse(emb["image"][i], cand, cand_texts, geom, sim, curv,
-                                       steps=50, root=None if geom.HAS_ORIGIN else root)})
+                                       steps=50, root=None if geom.HAS_ORIGIN else root_pt)})
     out["traversals"] = paths
+    out["root"] = root
     return out
 
 
@@ -241,13 +246,18 @@ def evaluate(
     image_dir: str | None = None,
     probe_samples: int = 5000,
     probe_keys: Sequence[str] = ("digit", "stroke", "swelling", "fracture", "scale", "colour"),
+    hierarchy_root: str = "default",
 ) -> dict[str, Any]:
     """Run ``suites`` on ``data``; returns ``{"data", "split", "n", <suite>: {...}}``.
 
     The linear probe trains on up to ``probe_samples`` images of the train split (else half of
-    the evaluation split) for each label in ``probe_keys``. Suites not applicable to the data
+    the evaluation split) for each label in ``probe_keys``. ``hierarchy_root``: "default" (the
+    origin; the normalised mean of the candidates on the sphere) or "empty" (the text embedding
+    of "", the root of Radial Embedding). Suites not applicable to the data
     (zero-shot / linear probe on HierarCaps) are reported as ``{"skipped": reason}``.
     """
+    if hierarchy_root not in ("default", "empty"):
+        raise DataError(f"hierarchy_root must be 'default' or 'empty', got {hierarchy_root!r}")
     suites = [s.strip() for s in suites if s.strip()]
     bad = [s for s in suites if s not in SUITES]
     if bad:
@@ -284,7 +294,8 @@ def evaluate(
                         train_emb = None
                 result[suite] = _linear_probe(emb, train_emb, probe_keys)
             elif suite == "hierarchy":
-                result[suite] = _hierarchy(model, emb, dataset, tok, device, batch_size)
+                result[suite] = _hierarchy(model, emb, dataset, tok, device, batch_size,
+                                           root=hierarchy_root)
     finally:
         if was_training and hasattr(model, "train"):
             model.train()

@@ -14,12 +14,19 @@ Euclidean (REFERENCE.md section 1):
 Lorentz (u = z - 1 form, see lorentz.py):
     u = max(a_i b_j + a_i + b_j - c G, 0),  ok = u > eps,  den = sqrt(u' (u' + 2)), u' = max(u, eps)
     cos = (A_i G - P_i t_j) / den  (0 where not ok),  A = sqrt(c) t_x / |x|,  P = sqrt(c) |x|
-Backward, with a = dL/dcos = -g / sqrt(1 - cos^2) inside the acos clamp and where ok, else 0:
-    Euclidean: dnum = a / den,  dsq = -dnum cos / (2 den),  dG = dnum / |x_i| - 2 dsq
-    Lorentz:   dnum = a / den,  du = -dnum cos (u + 1) / den,  dG = A_i dnum - c du,
-               dc (direct part) = -sum_ij du G
-Memory: forward keeps G; backward holds at most three more B1 x B2 float buffers (plus bool
-masks). Double backward is not supported (``once_differentiable``).
+Both compute r = 1/den in place (0 where the angle is undefined, so cos = 0, angle pi/2, and
+every gradient term, which carries a factor r, is 0 there) and cos = num * r.
+Backward, with dnum = dL/dcos r and n = -dnum = g r / sqrt(1 - cos^2) (0 strictly outside the
+acos clamp):
+    Euclidean: 2 dsq = -dnum cos r,  dG = dnum / |x_i| - 2 dsq
+    Lorentz:   du = -dnum cos (u + 1) r, with (u + 1) r = sqrt(1 + r^2) since (u + 1)^2 = den^2 + 1,
+               dG = A_i dnum - c du,  dc (direct part) = -sum_ij du G
+Vector gradients are row / column sums and matrix-vector products (no B1 x B2 temporaries).
+Memory: G is the only saved B1 x B2 tensor; the forward allocates two B1 x B2 buffers (r and
+the output), the backward three (r, cos -> n, v; dG is written into r).
+Masks for the rare undefined angles / clamped cosines are built only when a min/max pass finds
+such elements on CPU (always on accelerators, to avoid a host sync). Double backward is not
+supported (``once_differentiable``).
 """
 
 from __future__ import annotations

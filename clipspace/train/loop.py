@@ -109,8 +109,13 @@ def check_resume_config(cfg: Config, run_dir: Path) -> None:
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
         return
-    saved = C.flatten(C.to_dict(C.load(saved_path)))
-    now = C.flatten(C.to_dict(cfg))
+    from clipspace.models.configs import apply_named
+
+    saved_cfg = C.load(saved_path)
+    saved_cfg.model = apply_named(saved_cfg.model)  # runs saved before expansion compare equal
+    expanded = dataclasses.replace(cfg, model=apply_named(cfg.model))
+    saved = C.flatten(C.to_dict(saved_cfg))
+    now = C.flatten(C.to_dict(expanded))
     bad = [k for k in now if k.split(".")[0] in RESUME_FIXED and saved.get(k) != now[k]]
     if bad:
         raise ConfigError(
@@ -300,7 +305,8 @@ def _train(
     logger = MetricsLogger(run_dir, enabled=info.is_main, tensorboard=cfg.run.tensorboard)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        C.save(cfg, run_dir / "config.json")
+        # the resolved config with the named model expanded: what the weights really are
+        C.save(getattr(model, "config", cfg), run_dir / "config.json")
         tokenizer.save(run_dir / "tokenizer.json")
         logger.truncate_after(step)
     barrier(info)

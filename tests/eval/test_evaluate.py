@@ -67,3 +67,25 @@ def test_evaluate_rejects_bad_suite_and_spec(tiny_mad) -> None:
         evaluate(model, f"mad:{tiny_mad}", suites=["nope"], progress=False)
     with pytest.raises(DataError):
         evaluate(model, "foo", progress=False)
+
+
+def test_hierarchy_root_empty_uses_empty_caption(tiny_mad) -> None:
+    """root="empty" measures radii from the embedding of "" (Radial Embedding's root)."""
+    from clipspace.data.tokenizer import get_tokenizer
+    from clipspace.eval.evaluate import encode_texts
+
+    torch.manual_seed(0)
+    model = models.create_model("clip")
+    tok = get_tokenizer(tiny_mad)
+    default = evaluate(model, f"mad:{tiny_mad}", suites=["hierarchy"], batch_size=8,
+                       progress=False)["hierarchy"]
+    empty = evaluate(model, f"mad:{tiny_mad}", suites=["hierarchy"], batch_size=8,
+                     progress=False, hierarchy_root="empty")["hierarchy"]
+    assert default["root"] == "default" and empty["root"] == "empty"
+    root = encode_texts(model, tok, [""], 8, "cpu")[0]
+    img = model.encode_image(torch.zeros(1, 3, 28, 28))
+    # mean image radius is reported against the chosen root
+    assert empty["root_dist_image_mean"] != pytest.approx(default["root_dist_image_mean"])
+    assert root.shape == img.shape[1:]
+    with pytest.raises(Exception, match="hierarchy_root"):
+        evaluate(model, f"mad:{tiny_mad}", suites=["hierarchy"], hierarchy_root="mean")

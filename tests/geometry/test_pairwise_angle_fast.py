@@ -232,3 +232,21 @@ def test_float64_is_kept():
     x, y, _ = _inputs(1, 3, 3, 4, 1.0, torch.float64)
     assert E.pairwise_ext_angle(x, y).dtype == torch.float64
     assert L.pairwise_ext_angle(x.float(), y, 1.0).dtype == torch.float64
+
+
+@pytest.mark.parametrize("geo", ["euclidean", "lorentz"])
+def test_always_mask_path_matches_lazy_path(geo, monkeypatch):
+    """On accelerators the masks are always built (no host sync): same values and gradients."""
+    from clipspace.geometry import _pairwise_angle
+
+    x, y, w = _inputs(8, 5, 4, 3, 1.0, torch.float64)
+    y[1] = 2.0 * x[1]  # clamped cosine
+    y[2] = x[2] if geo == "euclidean" else y[2]  # undefined angle
+    x[3] = 0.0  # zero vectors: the pair (3, 0) is undefined
+    y[0] = 0.0
+    c = torch.tensor(0.5, dtype=torch.float64)
+    lazy = _value_and_grads(lambda a, b, k: _fast(geo, a, b, k), x, y, c, w)
+    monkeypatch.setattr(_pairwise_angle, "_check", lambda t: True)
+    always = _value_and_grads(lambda a, b, k: _fast(geo, a, b, k), x, y, c, w)
+    for a, b in zip(lazy, always):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
