@@ -71,7 +71,11 @@ def _fit(grad: Tensor | None, like: Tensor, needed: bool) -> Tensor | None:
     """Sum a broadcast gradient down to ``like``'s shape (None when not needed)."""
     if not needed or grad is None:
         return None
-    return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
+    if grad.shape == like.shape:
+        return grad
+    if grad.numel() == like.numel():  # e.g. a curvature of shape (1,) and its 0-dim gradient
+        return grad.reshape(like.shape)
+    return grad.sum_to_size(like.shape)
 
 
 def _check(t: Tensor) -> bool:
@@ -82,13 +86,15 @@ def _check(t: Tensor) -> bool:
 
 def _lazy_mask(t: Tensor, le: float) -> Tensor | None:
     """t <= le as a bool mask, or None when no element is (checked with one min on CPU)."""
-    if not _check(t) and float(t.min()) > le:
+    if t.numel() == 0 or (not _check(t) and float(t.min()) > le):
         return None
     return t <= le
 
 
 def _outside(t: Tensor, lo: float, hi: float) -> bool:
     """Whether any element of t lies outside [lo, hi] (one min/max pass)."""
+    if t.numel() == 0:
+        return False
     tmin, tmax = torch.aminmax(t)
     return float(tmin) < lo or float(tmax) > hi
 

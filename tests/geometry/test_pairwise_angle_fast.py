@@ -250,3 +250,24 @@ def test_always_mask_path_matches_lazy_path(geo, monkeypatch):
     always = _value_and_grads(lambda a, b, k: _fast(geo, a, b, k), x, y, c, w)
     for a, b in zip(lazy, always):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_curvature_of_shape_one():
+    x, y, w = _inputs(6, 3, 2, 4, 0.5, torch.float64)
+    grads = []
+    for fn in (L.pairwise_ext_angle, lorentz_reference):
+        c = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+        (fn(x, y, c) * w).sum().backward()
+        assert c.grad.shape == (1,)
+        grads.append(c.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("geo", GEOS)
+def test_empty_batch(geo):
+    x = torch.zeros(0, 4, requires_grad=True)
+    y = torch.randn(3, 4, requires_grad=True)
+    out = _fast(geo, x, y, torch.tensor(1.0))
+    assert out.shape == (0, 3)
+    out.sum().backward()
+    assert y.grad.shape == (3, 4) and float(y.grad.abs().sum()) == 0.0
