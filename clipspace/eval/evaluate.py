@@ -114,7 +114,11 @@ def embed_dataset(
     """``{"image": (N,D), "text": (N,D) points of each image's caption, "captions": [...],
     "labels": {key: (N,) int}, "chains": [[4 str], ...] (HierarCaps only), "rows": (N,)}``."""
     if max_samples and max_samples < len(dataset):  # type: ignore[arg-type]
-        dataset = Subset(dataset, range(int(max_samples)))
+        # a seeded random subset (kept in order): datasets are often sorted by class
+        pick = np.sort(np.random.default_rng(0).choice(len(dataset), int(max_samples),
+                                                        replace=False))
+        dataset = Subset(dataset, pick.tolist())
+    positions = np.asarray(dataset.indices) if isinstance(dataset, Subset) else None
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=_collate)
     imgs: list[Tensor] = []
     captions: list[str] = []
@@ -134,6 +138,7 @@ def embed_dataset(
         "text": txt_unique[torch.from_numpy(inverse.reshape(-1))],
         "captions": captions,
         "labels": {k: torch.cat(v).numpy() for k, v in labels.items()},
+        "positions": np.arange(len(captions)) if positions is None else positions,
     }
     if chains:
         out["chains"] = chains
@@ -143,11 +148,22 @@ def embed_dataset(
 # ---- suites ---------------------------------------------------------------------------------
 
 
-def _zeroshot(model: Any, emb: dict, tokenizer: Tokenizer, device: Any) -> dict[str, Any]:
+def _num_attrs(dataset: Dataset) -> int:
+    """Attributes per caption of a MAD dataset (0 when unknown or objects only): zero-shot
+    templates take the same shape as the captions the model saw."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    if getattr(dataset, "objects_only", False):
+        return 0
+    return int(getattr(dataset, "num_attrs", 0) or 0)
+
+
+def _zeroshot(model: Any, emb: dict, tokenizer: Tokenizer, device: Any,
+              num_attrs: int = 0) -> dict[str, Any]:
     from clipspace.data.zeroshot import mad_tasks
 
     out: dict[str, Any] = {}
-    for name, task in mad_tasks().items():
+    for name, task in mad_tasks(num_attrs).items():
         if task.label_key not in emb["labels"]:
             continue
         out[name] = zeroshot_classify(
@@ -179,9 +195,10 @@ def _linear_probe(emb: dict, train_emb: dict | None, keys: Sequence[str]) -> dic
             xtr, ytr = train_emb["image"], train_emb["labels"][key]
             xte, yte = emb["image"], emb["labels"][key]
         else:  # no train split: half of the evaluation split
-            h = len(emb["image"]) // 2
-            xtr, ytr, xte, yte = (emb["image"][:h], emb["labels"][key][:h],
-                                  emb["image"][h:], emb["labels"][key][h:])
+            perm = np.random.default_rng(0).permutation(len(emb["image"]))
+            tr, te = perm[: len(perm) // 2], perm[len(perm) // 2:]
+            xtr, ytr, xte, yte = (emb["image"][tr], emb["labels"][key][tr],
+                                  emb["image"][te], emb["labels"][key][te])
         if len(np.unique(ytr)) < 2:
             continue
         out[key] = linear_probe(xtr, ytr, xte, yte, cs=(0.1, 1.0, 10.0), max_iter=300)
@@ -196,10 +213,13 @@ def _hierarchy(model: Any, emb: dict, dataset: Dataset, tokenizer: Tokenizer, de
     else:
         from clipspace.data.chains import chains_from_labels
 
-        base = dataset.dataset if isinstance(dataset, Subset) else dataset
+        base, pos = dataset, emb["positions"]
+        while isinstance(base, Subset):  # positions relative to the innermost dataset
+            pos = np.asarray(base.indices)[pos]
+            base = base.dataset
+        base_idx = getattr(base, "indices", None)
         chains = [c.positive for c in chains_from_labels(
-            emb["labels"], getattr(base, "indices", None)[: len(emb["captions"])]
-            if getattr(base, "indices", None) is not None else None)]
+            emb["labels"], None if base_idx is None else np.asarray(base_idx)[pos])]
     cand_texts = sorted({c for ch in chains for c in ch})
     cand = encode_texts(model, tokenizer, cand_texts, batch_size, device)
     if root == "empty":  # REFERENCE section 3: r = text embedding of the empty caption
@@ -276,7 +296,8 @@ def evaluate(
                                   "split": split, "n": len(emb["captions"])}
         for suite in suites:
             if suite == "zeroshot":
-                result[suite] = (_zeroshot(model, emb, tok, device) if is_mad
+                result[suite] = (_zeroshot(model, emb, tok, device, _num_attrs(dataset))
+                                 if is_mad
                                  else {"skipped": "no class labels in this data"})
             elif suite == "retrieval":
                 result[suite] = _retrieval(model, emb, device)
