@@ -75,6 +75,7 @@ class ImageTowerConfig:
     pos_embed: str = "sincos"  # sincos | learned
     pool: str = "cls"  # cls | mean
     final_ln: bool = True
+    stem_stride: int = 2  # convnet: stride of the first conv (1 keeps full resolution)
 
 
 @dataclass
@@ -419,6 +420,8 @@ def validate(cfg: Config) -> None:
         parent, leaf, _ = _walk(cfg, key)
         if getattr(parent, leaf) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1")
+    if cfg.model.image.stem_stride not in (1, 2):
+        raise ConfigError("config key 'model.image.stem_stride' must be 1 or 2")
     if not 0 <= cfg.data.num_attrs <= 5:
         raise ConfigError("config key 'data.num_attrs' must be in 0..5")
     if cfg.data.batch_size % cfg.optim.accum_steps:

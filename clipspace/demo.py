@@ -141,27 +141,25 @@ SUITES: tuple[str, ...] = ("zeroshot", "retrieval", "linear_probe", "hierarchy")
 
 
 def evaluate_run(
-    run_dir: Path, mad: Path, budget: Budget, progress: bool = True, num_attrs: int = 5,
+    run_dir: Path, mad: Path, budget: Budget, progress: bool = True,
     suites: Sequence[str] = SUITES,
 ) -> dict:
-    """Evaluate a finished run on MAD test (captions with ``num_attrs`` attributes), analyse its
-    embeddings, and write ``eval.json``, ``analysis.json`` and ``figures/`` into the run."""
-    from clipspace.data.mad import MADDataset
+    """Evaluate a finished run on MAD test (captions shaped like its training captions),
+    analyse its embeddings, and write ``eval.json``, ``analysis.json`` and ``figures/``."""
     from clipspace.data.tokenizer import get_tokenizer
-    from clipspace.eval.evaluate import embed_dataset, evaluate
+    from clipspace.eval.evaluate import embed_dataset, evaluate, load_eval_dataset
     from clipspace.models import create_model
 
     model = create_model(pretrained=str(run_dir))
     model.eval()
     tokenizer = get_tokenizer(mad)
-    data: Any = f"mad:{mad}" if num_attrs == 5 else MADDataset(mad, "test", num_attrs=num_attrs)
+    data = f"mad:{mad}"
     results = evaluate(
         model, data, suites=suites, tokenizer=tokenizer, split="test",
         max_samples=budget.eval_samples, probe_samples=budget.eval_samples, progress=progress,
     )
-    results["data"] = f"mad:{mad}"
     atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
-    test = MADDataset(mad, "test", num_attrs=num_attrs)
+    test = load_eval_dataset(data, model, "test")
     emb = embed_dataset(model, test, tokenizer, max_samples=budget.eval_samples, progress=False)
     analysis = analyse_embeddings(model, emb, run_dir / "figures")
     atomic_write_text(run_dir / "analysis.json", json.dumps(analysis, indent=2) + "\n")
@@ -234,8 +232,7 @@ def reproduce_imbalance(
         cfg = demo_config(preset, mad, out / "runs", budget, seed,
                           {"data.num_attrs": k, "run.name": f"{preset}-k{k}"})
         run_dir = Path(train(cfg, overwrite=True))
-        results[k] = evaluate_run(run_dir, mad, budget, num_attrs=k,
-                                  suites=("zeroshot", "retrieval"))
+        results[k] = evaluate_run(run_dir, mad, budget, suites=("zeroshot", "retrieval"))
         run_dirs.append(run_dir)
         print(f"[imbalance] k={k}: " + comparison_table({f"k={k}": results[k]}).splitlines()[1])
     curves = {

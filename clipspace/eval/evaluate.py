@@ -51,7 +51,12 @@ def load_eval_dataset(
     if kind == "mad":
         from clipspace.data.mad import MADDataset
 
-        return MADDataset(path, split=split)
+        # captions shaped like the ones the model trained on (its config's data section)
+        data_cfg = getattr(getattr(model, "config", None), "data", None)
+        if data_cfg is None or not str(getattr(data_cfg, "train", "")).startswith("mad:"):
+            return MADDataset(path, split=split)
+        return MADDataset(path, split=split, num_attrs=data_cfg.num_attrs,
+                          main_object=data_cfg.main_object, objects_only=data_cfg.objects_only)
     from clipspace.data.hierarcaps import HierarCapsImages
     from clipspace.data.transforms import image_transform
 

@@ -56,6 +56,7 @@ def build_image_tower(cfg: ImageTowerConfig) -> nn.Module:
             depth=cfg.depth,
             final_ln=cfg.final_ln,
             image_size=cfg.image_size,
+            stem_stride=cfg.stem_stride,
         )
     from clipspace.config import ConfigError
 

@@ -57,11 +57,12 @@ class ConvNet(nn.Module):
         depth: int = 3,
         final_ln: bool = True,
         image_size: int = 28,
+        stem_stride: int = 2,
     ) -> None:
         super().__init__()
         self.image_size = image_size
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False),
+            nn.Conv2d(in_channels, width, 3, stride=stem_stride, padding=1, bias=False),
             _norm(width),
             nn.ReLU(inplace=True),
         )

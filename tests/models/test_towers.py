@@ -136,3 +136,14 @@ def test_text_shorter_input_and_too_long() -> None:
         assert torch.allclose(tower(full), tower(full[:, :4]), atol=1e-6)
     with pytest.raises(ConfigError, match="context_length"):
         tower(torch.ones(1, 9, dtype=torch.long))
+
+
+def test_convnet_stem_stride_keeps_resolution():
+    import torch
+
+    from clipspace.models.convnet import ConvNet
+
+    fast, full = ConvNet(width=8, depth=2, stem_stride=2), ConvNet(width=8, depth=2, stem_stride=1)
+    x = torch.randn(2, 3, 28, 28)
+    assert fast.stem(x).shape[-1] == 14 and full.stem(x).shape[-1] == 28
+    assert fast(x).shape == full(x).shape == (2, 16)
