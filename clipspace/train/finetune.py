@@ -43,6 +43,7 @@ from clipspace.data.chains import Chain
 from clipspace.errors import ClipspaceError, DataError
 from clipspace.losses.radial import entailment_cone_finetune_loss, radial_loss
 from clipspace.train import checkpoint as ckpt
+from clipspace.train.distributed import DistInfo
 from clipspace.train.logger import MetricsLogger
 from clipspace.train.optim import WarmupCosine, build_optimizer, clip_gradients
 
@@ -197,28 +198,6 @@ def finetune_loss(
 # ---- run directory ------------------------------------------------------------------------------
 
 
-def _run_dir(cfg: Config, resume: str | None, overwrite: bool) -> tuple[Path, Path | None]:
-    from clipspace.train.loop import RunExistsError
-
-    if resume and resume != "latest":
-        checkpoint = ckpt.resolve_checkpoint(resume, Path(resume))
-        return ckpt.run_dir_of(checkpoint), checkpoint  # type: ignore[arg-type]
-    if resume == "latest" and not cfg.run.name:
-        raise ConfigError("--resume latest needs a run name (config key 'run.name' / --name)")
-    name = cfg.run.name or f"finetune-{cfg.finetune.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(cfg.run.output_dir) / name
-    if resume == "latest":
-        return run_dir, ckpt.latest_checkpoint(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise RunExistsError(
-                f"run directory {run_dir} already exists; pass --resume latest to continue it "
-                "or --overwrite to replace it"
-            )
-        shutil.rmtree(run_dir)
-    return run_dir, None
-
-
 def _write_side_files(run_dir: Path, model: nn.Module, tokenizer: Any, source: str) -> None:
     """config.json is written by the caller; here: tokenizer.json and, for HF models, hf_base."""
     from clipspace.models.hf_clip import HFClipModel, copy_side_files, find_hf_base
@@ -279,7 +258,7 @@ def finetune(
         tok = tokenizer or tok
     cfg = merged_config(model, config)
     cfg.data.train = data
-    from clipspace.train.loop import autocast_factory, pick_device
+    from clipspace.train.loop import autocast_factory, pick_device, prepare_run_dir, wipe_run_dir
 
     device = pick_device(cfg)
     autocast = autocast_factory(cfg, device)
@@ -290,7 +269,12 @@ def finetune(
     per_epoch = math.ceil(len(chains) / batch)
     total = int(steps) if steps > 0 else per_epoch * cfg.finetune.epochs
     cfg.optim.steps = total
-    run_dir, checkpoint = _run_dir(cfg, resume, overwrite)
+    if resume == "latest" and not cfg.run.name:
+        raise ConfigError("--resume latest needs a run name (config key 'run.name' / --name)")
+    if not cfg.run.name:
+        cfg.run.name = f"finetune-{cfg.finetune.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    info1 = DistInfo()  # fine-tuning runs in one process
+    run_dir, checkpoint = prepare_run_dir(cfg, resume, overwrite, info1)
 
     ckpt.seed_everything(cfg.run.seed)
     model = model.to(device).eval()
@@ -309,6 +293,8 @@ def finetune(
         step = int(state["step"])
         rng_state = state.get("rng")
 
+    if overwrite and checkpoint is None:
+        wipe_run_dir(run_dir, info1)  # only now: every input above has been checked
     run_dir.mkdir(parents=True, exist_ok=True)
     C.save(cfg, run_dir / "config.json")
     _write_side_files(run_dir, model, tok, source)
