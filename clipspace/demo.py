@@ -35,7 +35,7 @@ class Budget:
 
 
 QUICK = Budget(digits=250, steps=120, batch_size=128, eval_samples=1000, warmup=10)
-FULL = Budget(digits=0, steps=750, batch_size=256, eval_samples=4000, warmup=50)
+FULL = Budget(digits=0, steps=650, batch_size=256, eval_samples=4000, warmup=50)
 
 TABLE_KEYS: dict[str, str] = {
     "digit": "zeroshot.digit.top1",
