@@ -24,6 +24,7 @@ from torch import nn
 
 from clipspace import config as C
 from clipspace.config import Config, ConfigError
+from clipspace.data.bad_images import end_epoch_report
 from clipspace.errors import ClipspaceError, DataError
 from clipspace.train import checkpoint as ckpt
 from clipspace.train.accumulation import accumulated_step
@@ -269,14 +270,17 @@ def _train(
         tokenizer_source(cfg), context_length=getattr(model, "context_length", None)
     )
     data_cfg = dataclasses.replace(cfg.data, batch_size=per_rank)
+    # real images are resized to the tower's input unless data.image_size says otherwise
+    image_size = cfg.data.image_size or getattr(model, "image_size", None)
     loader = build_loader(
         cfg.data.train, data_cfg, tokenizer, "train", rank=info.rank,
-        world_size=info.world_size, shuffle=True, seed=cfg.run.seed,
+        world_size=info.world_size, shuffle=True, seed=cfg.run.seed, image_size=image_size,
     )
     if cfg.data.val:
         val_loader = build_loader(
             cfg.data.val, data_cfg, tokenizer, "val", rank=info.rank,
             world_size=info.world_size, shuffle=False, seed=cfg.run.seed, drop_last=False,
+            image_size=image_size,
         )
         hooks.insert(0, ValLossHook(val_loader, device, autocast))
     batches = getattr(loader.batch_sampler, "batches_per_epoch", None)
@@ -390,12 +394,15 @@ def _train(
                     f"data.train = {cfg.data.train!r} yields no batch of {per_rank} samples per "
                     "rank: lower data.batch_size or use more data"
                 )
+            # corrupt/missing images skipped this epoch: printed, and an error over the limit
+            end_epoch_report(loader.dataset)
             epoch += 1
             consumed = 0
             continue
         break
     if bar is not None:
         bar.close()
+    end_epoch_report(loader.dataset)  # the last (partial) epoch too
     if hooks:
         run_hooks(step)
     save(step)
