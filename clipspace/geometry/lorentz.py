@@ -47,7 +47,8 @@ def _tm1(nx2: Tensor, t: Tensor, c: Tensor) -> Tensor:
 
 def _zm1(xy: Tensor, ax: Tensor, ay: Tensor, c: Tensor) -> Tensor:
     """u = z - 1 = -c<x,y>_L - 1 = a_x a_y + a_x + a_y - c x.y with a = t - 1; clamped >= 0."""
-    return (ax * ay + ax + ay - c * xy).clamp_min(0.0)
+    # (ax + ay) grouped so that u(x, y) == u(y, x) bit for bit (float addition is not associative)
+    return (ax * ay + (ax + ay) - c * xy).clamp_min(0.0)
 
 
 def _acosh1p(u: Tensor) -> Tensor:
