@@ -229,29 +229,23 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Fine-tuning presets (``clipspace finetune re|ec``): overrides applied on top of a model's config.
+_FINETUNE_RECIPE: dict[str, Any] = {  # the paper's optimisation, shared by both presets
+    "finetune.lambda_p": 10.0,
+    "optim.lr": 1e-7,
+    "optim.weight_decay": 0.0,
+    "optim.warmup_steps": 0,
+    "optim.schedule": "constant",
+    "data.batch_size": 8,
+    "finetune.epochs": 1,
+}
 FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
     "re": {
+        **_FINETUNE_RECIPE,
         "finetune.method": "re",
-        "finetune.lambda_p": 10.0,
         "finetune.lambda_e": 1.0,
         "finetune.lambda_m": 1.0,
-        "optim.lr": 1e-7,
-        "optim.weight_decay": 0.0,
-        "optim.warmup_steps": 0,
-        "optim.schedule": "constant",
-        "data.batch_size": 8,
-        "finetune.epochs": 1,
     },
-    "ec": {
-        "finetune.method": "ec",
-        "finetune.lambda_p": 10.0,
-        "optim.lr": 1e-7,
-        "optim.weight_decay": 0.0,
-        "optim.warmup_steps": 0,
-        "optim.schedule": "constant",
-        "data.batch_size": 8,
-        "finetune.epochs": 1,
-    },
+    "ec": {**_FINETUNE_RECIPE, "finetune.method": "ec"},
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.context import get_spawning_popen
 from pathlib import Path
@@ -230,3 +231,18 @@ def read_image(source: str | Path | bytes) -> Image.Image:
         image = Image.open(fh)
         image.load()  # decode now so truncated files fail here, not in the transform
     return image
+
+
+def first_readable(
+    index: int, n: int, load: Callable[[int], Any | None], path: object
+) -> tuple[int, Any]:
+    """``(i, load(i))`` for the first row from ``index`` on (wrapping) whose ``load`` is not
+    None: readers skip a corrupt or missing image by returning the next readable row."""
+    if not -n <= index < n:
+        raise IndexError(index)
+    for step in range(n):
+        i = (index % n + step) % n
+        item = load(i)
+        if item is not None:
+            return i, item
+    raise DataError(f"{path}: no readable image in any row")

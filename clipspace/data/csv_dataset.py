@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from clipspace.data.bad_images import IMAGE_ERRORS, BadImageCounter, read_image
+from clipspace.data.bad_images import IMAGE_ERRORS, BadImageCounter, first_readable, read_image
 from clipspace.errors import DataError
 
 Transform = Callable[[Any], torch.Tensor]
@@ -119,13 +119,5 @@ class CsvDataset(Dataset):
         return self.transform(image)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(index)
-        index %= n
-        for step in range(n):
-            i = (index + step) % n
-            image = self.load(i)
-            if image is not None:
-                return {"image": image, "text": self.captions[i], "index": i}
-        raise DataError(f"{self.path}: no readable image in any row")
+        i, image = first_readable(index, len(self), self.load, self.path)
+        return {"image": image, "text": self.captions[i], "index": i}

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from clipspace.data.bad_images import IMAGE_ERRORS, BadImageCounter, read_image
+from clipspace.data.bad_images import IMAGE_ERRORS, BadImageCounter, first_readable, read_image
 from clipspace.data.chains import Chain
 from clipspace.errors import DataError
 
@@ -195,24 +195,19 @@ class HierarCapsImages(Dataset):
         """The 4-level caption chain of every kept row, in dataset order."""
         return [r.captions for r in self.rows]
 
+    def load(self, i: int) -> Any | None:
+        """Transformed image of row ``i``, or None (counted) when it is corrupt or missing."""
+        path = self.rows[i].image_path
+        try:
+            image = read_image(path)  # type: ignore[arg-type]
+        except IMAGE_ERRORS as exc:
+            self.bad_images.record_bad(str(path), type(exc).__name__)
+            return None
+        self.bad_images.record_ok()
+        return self.transform(image)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(index)
-        index %= n
-        for step in range(n):
-            i = (index + step) % n
-            row = self.rows[i]
-            try:
-                image = read_image(row.image_path)  # type: ignore[arg-type]
-            except IMAGE_ERRORS as exc:
-                self.bad_images.record_bad(str(row.image_path), type(exc).__name__)
-                continue
-            self.bad_images.record_ok()
-            return {
-                "image": self.transform(image),
-                "text": row.captions[-1],
-                "index": i,
-                "captions": list(row.captions),
-            }
-        raise DataError(f"{self.path}: no readable image in any row")
+        i, image = first_readable(index, len(self), self.load, self.path)
+        row = self.rows[i]
+        return {"image": image, "text": row.captions[-1], "index": i,
+                "captions": list(row.captions)}
