@@ -76,6 +76,7 @@ class ImageTowerConfig:
     pool: str = "cls"  # cls | mean
     final_ln: bool = True
     stem_stride: int = 2  # convnet: stride of the first conv (1 keeps full resolution)
+    norm: str = "group"  # convnet: group | batch (batch: per-rank statistics under DDP)
 
 
 @dataclass
@@ -416,6 +417,10 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"config key {key!r} must be >= 1")
     if cfg.model.image.stem_stride not in (1, 2):
         raise ConfigError("config key 'model.image.stem_stride' must be 1 or 2")
+    if cfg.model.image.norm not in ("group", "batch"):
+        raise ConfigError(
+            f"config key 'model.image.norm': {cfg.model.image.norm!r}; allowed: group, batch"
+        )
     if not 0 <= cfg.data.num_attrs <= 5:
         raise ConfigError("config key 'data.num_attrs' must be in 0..5")
     if cfg.data.batch_size % cfg.optim.accum_steps:

@@ -35,7 +35,9 @@ class Budget:
 
 
 QUICK = Budget(digits=250, steps=120, batch_size=128, eval_samples=1000, warmup=10)
-FULL = Budget(digits=0, steps=650, batch_size=256, eval_samples=4000, warmup=50)
+# 1,500 steps of 128 (192k samples, ~2 epochs of the 96k training images) fill the 15-minute
+# budget with the evaluation of four presets; batch 128 beat 256 at the same samples
+FULL = Budget(digits=0, steps=1500, batch_size=128, eval_samples=4000, warmup=100)
 
 TABLE_KEYS: dict[str, str] = {
     "digit": "zeroshot.digit.top1",
@@ -74,9 +76,10 @@ def demo_config(preset: str, mad: Path, runs: Path, budget: Budget, seed: int,
         "data.train": f"mad:{mad}",
         "data.batch_size": budget.batch_size,
         "model.name": "mad-tiny",
+        "model.image.norm": "batch",  # 92.9% vs 79.8% digit accuracy at equal steps (GroupNorm)
         "optim.steps": budget.steps,
         "optim.warmup_steps": budget.warmup,
-        "optim.lr": 2e-3,
+        "optim.lr": 3e-3,
         "optim.weight_decay": 0.1,
         "run.output_dir": str(runs),
         "run.name": preset,
@@ -138,6 +141,8 @@ def analyse_embeddings(model: Any, emb: dict[str, Any], fig_dir: Path) -> dict[s
 
 
 SUITES: tuple[str, ...] = ("zeroshot", "retrieval", "linear_probe", "hierarchy")
+# the demo probes the digit only: each attribute probe costs ~3 s (``clipspace eval`` does all)
+DEMO_PROBE_KEYS: tuple[str, ...] = ("digit",)
 
 
 def evaluate_run(
@@ -157,6 +162,7 @@ def evaluate_run(
     results = evaluate(
         model, data, suites=suites, tokenizer=tokenizer, split="test",
         max_samples=budget.eval_samples, probe_samples=budget.eval_samples, progress=progress,
+        probe_keys=DEMO_PROBE_KEYS,
     )
     atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
     test = load_eval_dataset(data, model, "test")

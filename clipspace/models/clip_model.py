@@ -57,6 +57,7 @@ def build_image_tower(cfg: ImageTowerConfig) -> nn.Module:
             final_ln=cfg.final_ln,
             image_size=cfg.image_size,
             stem_stride=cfg.stem_stride,
+            norm=cfg.norm,
         )
     from clipspace.config import ConfigError
 

@@ -2,7 +2,8 @@
 
 token embedding + learned positions -> ``depth`` pre-LN causal blocks -> optional final LN ->
 the feature at the end-of-text position. Because attention is causal, padding after the end
-token cannot change the pooled feature.
+token cannot change the pooled feature: a batch is cut to its longest caption before the tower,
+and the last block computes the end token only (``Transformer(pool_index=...)``).
 """
 
 from __future__ import annotations
@@ -70,11 +71,14 @@ class TextTransformer(nn.Module):
             raise ConfigError(
                 f"text of length {length} exceeds model.text.context_length={self.context_length}"
             )
-        x = self.token_embedding(tokens) + self.pos_embed[:length]
-        x = self.transformer(x)
         pos = end_positions(tokens, self.eot_id, self.pad_id)
-        pooled = x[torch.arange(x.shape[0], device=x.device), pos]
-        return self.ln_final(pooled)
+        if tokens.shape[0] and not torch.compiler.is_compiling():
+            # Causal attention: tokens after the last end token cannot reach any pooled feature,
+            # so the batch runs at its longest caption, not at the context length.
+            length = int(pos.max()) + 1
+            tokens = tokens[:, :length]
+        x = self.token_embedding(tokens) + self.pos_embed[:length]
+        return self.ln_final(self.transformer(x, pool_index=pos))
 
 
 __all__ = ["TextTransformer", "end_positions"]

@@ -4,6 +4,12 @@
 through ``F.scaled_dot_product_attention`` (fused kernels on CPU and GPU) with one fused qkv
 projection; initialisation follows open_clip (std width^-1/2, output projections scaled by
 (2 depth)^-1/2).
+
+Pooled last block: a tower that keeps one token per row (the class token, the end-of-text token)
+needs, in its last block, the keys and values of every token but the query, attention output,
+residual and MLP of that token only. ``Transformer.forward(x, pool_index)`` computes exactly that,
+which removes about 80% of the last block's work (about 20% of a 4-block tower) and gives the
+same numbers as running the full block and then selecting the token.
 """
 
 from __future__ import annotations
@@ -34,6 +40,24 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
+    def forward_one(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Attention output at one query token per row: (B, N, C), (B,) -> (B, C).
+
+        Keys and values come from every token; the query only from ``x[b, index[b]]``. Causal
+        attention lets that query see keys ``j <= index[b]``.
+        """
+        b, n, c = x.shape
+        h, d = self.heads, c // self.heads
+        rows = torch.arange(b, device=x.device)
+        q = F.linear(x[rows, index], self.qkv.weight[:c], self.qkv.bias[:c]).view(b, h, 1, d)
+        kv = F.linear(x, self.qkv.weight[c:], self.qkv.bias[c:])
+        k, v = kv.view(b, n, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = None
+        if self.causal:
+            mask = (torch.arange(n, device=x.device) <= index[:, None]).view(b, 1, 1, n)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(out.reshape(b, c))
+
 
 class Mlp(nn.Module):
     def __init__(self, width: int, mlp_ratio: float) -> None:
@@ -59,6 +83,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
+
+    def forward_one(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``forward(x)[arange(B), index]`` without computing the other rows' outputs."""
+        y = x[torch.arange(x.shape[0], device=x.device), index]
+        y = y + self.attn.forward_one(self.ln_1(x), index)
+        return y + self.mlp(self.ln_2(y))
 
 
 class Transformer(nn.Module):
@@ -88,10 +118,18 @@ class Transformer(nn.Module):
             nn.init.normal_(blk.mlp.fc2.weight, std=proj_std)
             nn.init.zeros_(blk.mlp.fc2.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for blk in self.blocks:
+    def forward(self, x: torch.Tensor, pool_index: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, width) -> (B, N, width); with ``pool_index`` (B,) -> (B, width), the last
+        block's output at token ``pool_index[b]`` of each row (see the module docstring)."""
+        if pool_index is None or not self.blocks:
+            for blk in self.blocks:
+                x = blk(x)
+            if pool_index is not None:
+                x = x[torch.arange(x.shape[0], device=x.device), pool_index]
+            return x
+        for blk in self.blocks[:-1]:
             x = blk(x)
-        return x
+        return self.blocks[-1].forward_one(x, pool_index)
 
 
 def sincos_2d(width: int, grid: int) -> torch.Tensor:
@@ -170,9 +208,10 @@ class VisionTransformer(nn.Module):
             cls = self.class_token.to(x.dtype).expand(x.shape[0], 1, -1)
             x = torch.cat([cls, x], dim=1)
         x = self.ln_pre(x + self.pos_embed.to(x.dtype))
-        x = self.transformer(x)
-        pooled = x[:, 0] if self.pool == "cls" else x.mean(dim=1)
-        return self.ln_post(pooled)
+        if self.pool == "cls":
+            index = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+            return self.ln_post(self.transformer(x, pool_index=index))
+        return self.ln_post(self.transformer(x).mean(dim=1))
 
 
 def vit_param_count(

@@ -41,7 +41,13 @@ class MetricsLogger:
                 self._tb = None
 
     def truncate_after(self, step: int) -> None:
-        """Drop records with ``step > step`` (resume)."""
+        """Drop records with ``step > step`` (resume); TensorBoard purges them on its side."""
+        if self._tb is not None:  # TensorBoard hides events after purge_step from earlier files
+            from torch.utils.tensorboard import SummaryWriter
+
+            log_dir = self._tb.log_dir
+            self._tb.close()
+            self._tb = SummaryWriter(log_dir, purge_step=step + 1)
         if not self.enabled or not self.path.exists():
             return
         keep = []

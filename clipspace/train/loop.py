@@ -15,6 +15,7 @@ import itertools
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,15 @@ def _train(
     # everything that can fail on bad input happens before the first step
     ckpt.seed_everything(cfg.run.seed)
     model = create_model(cfg).to(device)
+    if info.world_size > 1 and any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        if device.type == "cpu":  # SyncBatchNorm has no CPU kernel: statistics stay per rank
+            warnings.warn(
+                f"model.image.norm=batch under {info.world_size} CPU processes: BatchNorm "
+                "statistics are per rank (use norm=group for exact multi-process training)",
+                stacklevel=2,
+            )
+        else:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     broadcast_parameters(model, info)
     tokenizer = get_tokenizer(
         tokenizer_source(cfg), context_length=getattr(model, "context_length", None)

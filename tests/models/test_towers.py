@@ -147,3 +147,75 @@ def test_convnet_stem_stride_keeps_resolution():
     x = torch.randn(2, 3, 28, 28)
     assert fast.stem(x).shape[-1] == 14 and full.stem(x).shape[-1] == 28
     assert fast(x).shape == full(x).shape == (2, 16)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_pooled_last_block_equals_full_block_then_select(causal: bool) -> None:
+    """Transformer(pool_index=i) gives the full forward's row i, values and gradients (float64)."""
+    from clipspace.models.vit import Transformer
+
+    torch.manual_seed(0)
+    t = Transformer(32, 3, 4, causal=causal).double()
+    for p in t.parameters():  # non-trivial weights everywhere (biases included)
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(6, 9, 32, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([0, 3, 8, 5, 0, 1])
+    full = t(x)[torch.arange(6), index]
+    pooled = t(x, pool_index=index)
+    torch.testing.assert_close(pooled, full, rtol=0, atol=1e-12)
+    weights = torch.randn_like(full)
+    g_full = torch.autograd.grad((full * weights).sum(), [x, *t.parameters()])
+    g_pool = torch.autograd.grad((pooled * weights).sum(), [x, *t.parameters()])
+    for a, b in zip(g_full, g_pool):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-11)
+
+
+def test_vit_cls_pooling_matches_full_transformer() -> None:
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=28, patch_size=7, width=32, depth=2, heads=2).double()
+    images = torch.randn(3, 3, 28, 28, dtype=torch.float64)
+    x = vit.patch_embed(images).flatten(2).transpose(1, 2)
+    x = torch.cat([vit.class_token.expand(3, 1, -1), x], dim=1)
+    x = vit.ln_pre(x + vit.pos_embed.to(x.dtype))
+    expected = vit.ln_post(vit.transformer(x)[:, 0])
+    torch.testing.assert_close(vit(images), expected, rtol=0, atol=1e-12)
+
+
+def test_text_batch_cut_to_longest_caption_changes_nothing() -> None:
+    """Padding columns after every row's end token are dropped; the features are unchanged."""
+    torch.manual_seed(0)
+    tower = TextTransformer(vocab_size=50, context_length=16, width=32, depth=2, heads=2,
+                            eot_id=2).double()
+    tokens = torch.zeros(3, 16, dtype=torch.long)
+    tokens[0, :4] = torch.tensor([1, 7, 9, 2])
+    tokens[1, :6] = torch.tensor([1, 5, 5, 8, 3, 2])
+    tokens[2, :3] = torch.tensor([1, 4, 2])
+    short = tower(tokens[:, :6])
+    torch.testing.assert_close(tower(tokens), short, rtol=0, atol=1e-12)
+    # reference: every block on the full 16 positions, then the end token
+    x = tower.token_embedding(tokens) + tower.pos_embed
+    x = tower.transformer(x)
+    ref = tower.ln_final(x[torch.arange(3), end_positions(tokens, 2)])
+    torch.testing.assert_close(tower(tokens), ref, rtol=0, atol=1e-12)
+
+
+def test_convnet_batch_norm_option() -> None:
+    """norm="batch": BatchNorm layers; in eval mode a sample's output is batch-independent, and
+    training mode updates the running statistics that eval mode then uses."""
+    from clipspace.config import resolve
+    from clipspace.models import create_model
+
+    torch.manual_seed(0)
+    net = ConvNet(width=8, depth=2, norm="batch")
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 6  # stem; 2 in block 1; 2 + the shortcut in block 2
+    x = torch.randn(6, 3, 28, 28) * 3 + 1
+    before = bns[0].running_mean.clone()
+    net.train()(x)
+    assert not torch.equal(bns[0].running_mean, before)
+    net.eval()
+    torch.testing.assert_close(net(x)[:2], net(x[:2]), rtol=0, atol=1e-6)
+    model = create_model(resolve("clip", {"model.name": "mad-tiny", "model.image.norm": "batch"}))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.visual.modules())
+    with pytest.raises(ConfigError, match="model.image.norm"):
+        resolve("clip", {"model.image.norm": "layer"})
