@@ -55,3 +55,20 @@ def test_bf16_on_cpu_and_validation_hook(mad_dir: Path, tmp_path: Path) -> None:
     assert all(math.isfinite(r["val/loss"]) and "val/loss/entailment" in r for r in val)
     assert [r["hook/metric"] for r in records if "hook/metric" in r] == [2.0, 4.0]
     assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
+
+
+def test_torch_compile_matches_eager(mad_dir: Path, tmp_path: Path) -> None:
+    """run.compile=true (torch.compile, inductor on CPU) trains the same model as eager mode:
+    same losses within float32 tolerance over a few steps."""
+    import shutil
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on CPU needs a C compiler")
+    eager = train(tiny_config("meru", mad_dir, tmp_path, name="eager", optim__steps=3))
+    compiled = train(tiny_config("meru", mad_dir, tmp_path, name="compiled", optim__steps=3,
+                                 run__compile=True))
+    a = [r["loss"] for r in read_metrics(eager) if "loss" in r]
+    b = [r["loss"] for r in read_metrics(compiled) if "loss" in r]
+    assert len(a) == len(b) == 3
+    assert all(math.isfinite(v) for v in b)
+    assert max(abs(x - y) for x, y in zip(a, b)) < 1e-3, (a, b)
