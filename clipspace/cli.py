@@ -230,6 +230,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hierarchy-root", default="default", choices=["default", "empty"],
                    help="[ROOT] of the hierarchy suite: the origin (mean direction on the sphere) "
                    "or the text embedding of \"\" (Radial Embedding)")
+    p.add_argument("--zeroshot-ensemble", default="prototype", choices=["prototype", "score"],
+                   help="average the prompt templates before the final map (prototype) or "
+                   "average each template's score (score; better for angle-based ATMG)")
     p.add_argument("--max-samples", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
@@ -278,7 +281,7 @@ def run_eval(args: argparse.Namespace) -> int:
     res = evaluate(model, args.data, suites=suites, tokenizer=tokenizer, split=args.split,
                    max_samples=args.max_samples, batch_size=args.batch_size, device=args.device,
                    progress=not args.no_progress, image_dir=args.image_dir,
-                   hierarchy_root=args.hierarchy_root)
+                   hierarchy_root=args.hierarchy_root, zeroshot_ensemble=args.zeroshot_ensemble)
     res["model"] = str(args.model)
     if args.save_embeddings:
         res["embeddings"] = str(save_embeddings(

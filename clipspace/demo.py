@@ -41,6 +41,7 @@ FULL = Budget(digits=0, steps=1800, batch_size=128, eval_samples=4000, warmup=10
 
 TABLE_KEYS: dict[str, str] = {
     "digit": "zeroshot.digit.top1",
+    "digit (score ens.)": "zeroshot_score_ensemble.digit.top1",
     "colour": "zeroshot.colour.top1",
     "scale": "zeroshot.scale.top1",
     "stroke": "zeroshot.stroke.top1",
@@ -168,6 +169,11 @@ def evaluate_run(
         max_samples=budget.eval_samples, probe_samples=budget.eval_samples, progress=progress,
         probe_keys=DEMO_PROBE_KEYS,
     )
+    if "zeroshot" in suites:  # also the score ensemble (fairer to angle-scored ATMG)
+        results["zeroshot_score_ensemble"] = evaluate(
+            model, data, suites=["zeroshot"], tokenizer=tokenizer, split="test",
+            max_samples=budget.eval_samples, progress=False, zeroshot_ensemble="score",
+        )["zeroshot"]
     atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
     test = load_eval_dataset(data, model, "test")
     emb = embed_dataset(model, test, tokenizer, max_samples=budget.eval_samples, progress=False)

@@ -17,6 +17,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     for preset, res in results.items():
         assert 0.0 <= res["zeroshot"]["digit"]["top1"] <= 1.0
         assert res["zeroshot"]["colour"]["top1"] > 0.5, preset  # colour is learnt in seconds
+        assert 0.0 <= res["zeroshot_score_ensemble"]["digit"]["top1"] <= 1.0
         assert 0.0 <= res["retrieval"]["i2t_r1"] <= 1.0
         assert {"precision", "recall", "tau_d"} <= set(res["hierarchy"])
         assert 0.0 < res["gap"]["rmg"] < 1.0

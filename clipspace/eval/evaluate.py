@@ -23,7 +23,7 @@ from clipspace.eval.hierarchy import hierarcaps_metrics, root_distance, specific
 from clipspace.eval.linear_probe import linear_probe
 from clipspace.eval.retrieval import caption_groups, recall_at_k
 from clipspace.eval.traversal import traverse
-from clipspace.eval.zeroshot import zeroshot_classify
+from clipspace.eval.zeroshot import ENSEMBLES, zeroshot_classify
 
 SUITES = ("zeroshot", "retrieval", "linear_probe", "hierarchy")
 Tokenizer = Callable[[list[str]], Tensor]
@@ -164,7 +164,7 @@ def _num_attrs(dataset: Dataset) -> int:
 
 
 def _zeroshot(model: Any, emb: dict, tokenizer: Tokenizer, device: Any,
-              num_attrs: int = 0) -> dict[str, Any]:
+              num_attrs: int = 0, ensemble: str = "prototype") -> dict[str, Any]:
     from clipspace.data.zeroshot import mad_tasks
 
     out: dict[str, Any] = {}
@@ -173,7 +173,7 @@ def _zeroshot(model: Any, emb: dict, tokenizer: Tokenizer, device: Any,
             continue
         out[name] = zeroshot_classify(
             model, emb["image"], emb["labels"][task.label_key], tokenizer,
-            task.classnames, task.templates, device,
+            task.classnames, task.templates, device, ensemble=ensemble,
         )
     if out:
         out["mean_top1"] = float(np.mean([v["top1"] for v in out.values()]))
@@ -272,17 +272,23 @@ def evaluate(
     probe_samples: int = 5000,
     probe_keys: Sequence[str] = ("digit", "stroke", "swelling", "fracture", "scale", "colour"),
     hierarchy_root: str = "default",
+    zeroshot_ensemble: str = "prototype",
 ) -> dict[str, Any]:
     """Run ``suites`` on ``data``; returns ``{"data", "split", "n", <suite>: {...}}``.
 
     The linear probe trains on up to ``probe_samples`` images of the train split (else half of
     the evaluation split) for each label in ``probe_keys``. ``hierarchy_root``: "default" (the
     origin; the normalised mean of the candidates on the sphere) or "empty" (the text embedding
-    of "", the root of Radial Embedding). Suites not applicable to the data
+    of "", the root of Radial Embedding). ``zeroshot_ensemble``: "prototype" (templates averaged
+    before the final map) or "score" (scores averaged over templates; see ``eval/zeroshot.py``).
+    Suites not applicable to the data
     (zero-shot / linear probe on HierarCaps) are reported as ``{"skipped": reason}``.
     """
     if hierarchy_root not in ("default", "empty"):
         raise DataError(f"hierarchy_root must be 'default' or 'empty', got {hierarchy_root!r}")
+    if zeroshot_ensemble not in ENSEMBLES:
+        raise DataError(f"zeroshot_ensemble must be one of {list(ENSEMBLES)}, "
+                        f"got {zeroshot_ensemble!r}")
     suites = [s.strip() for s in suites if s.strip()]
     bad = [s for s in suites if s not in SUITES]
     if bad:
@@ -301,7 +307,8 @@ def evaluate(
                                   "split": split, "n": len(emb["captions"])}
         for suite in suites:
             if suite == "zeroshot":
-                result[suite] = (_zeroshot(model, emb, tok, device, _num_attrs(dataset))
+                result[suite] = (_zeroshot(model, emb, tok, device, _num_attrs(dataset),
+                                           zeroshot_ensemble)
                                  if is_mad
                                  else {"skipped": "no class labels in this data"})
             elif suite == "retrieval":

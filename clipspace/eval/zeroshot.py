@@ -5,6 +5,11 @@ Class prototype = mean over templates of the text embedding taken BEFORE the fin
 L2-normalised features for the sphere), then ``model.to_points(mean)``. Images are scored against
 prototypes with ``model.similarity`` (the geometry's own logit; for ATMG the exterior angle at the
 image, which the objective already returns as a score).
+
+``ensemble="score"`` instead scores every template's own point and averages the scores over
+templates. Averaging tangent vectors of differently worded captions can land the prototype where
+an angle-based score separates classes badly: on the MAD demo the ATMG run scores 56% digit
+accuracy with averaged prototypes and 93% with averaged scores (clip, euclip, meru: within 1 pt).
 """
 
 from __future__ import annotations
@@ -65,6 +70,40 @@ def accuracy(scores: Tensor, labels: Any, num_classes: int | None = None) -> dic
 
 
 @torch.no_grad()
+def zeroshot_scores(
+    model: Any,
+    image_points: Tensor,
+    tokenizer: Callable[[list[str]], Tensor],
+    classnames: Sequence[str],
+    templates: Sequence[Template],
+    device: str | torch.device = "cpu",
+    chunk: int = 4096,
+    ensemble: str = "prototype",
+) -> Tensor:
+    """(N, C) class scores of ``image_points``, larger = better, on the CPU.
+
+    ``ensemble``: "prototype" (average the templates before the final map, then score) or
+    "score" (score each template's point, average the scores over templates).
+    """
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble={ensemble!r}; allowed: {', '.join(ENSEMBLES)}")
+    if ensemble == "prototype":
+        targets = class_prototypes(model, tokenizer, classnames, templates, device)
+    else:  # every rendered caption is its own "class" with the identity template
+        texts = [render(t, c) for c in classnames for t in templates]
+        targets = class_prototypes(model, tokenizer, texts, ["{}"], device)
+    scores = torch.cat(
+        [
+            model.similarity(image_points[s : s + chunk].to(device), targets).float().cpu()
+            for s in range(0, image_points.shape[0], chunk)
+        ],
+        0,
+    )
+    if ensemble == "score":
+        scores = scores.reshape(scores.shape[0], len(classnames), len(templates)).mean(-1)
+    return scores
+
+
 def zeroshot_classify(
     model: Any,
     image_points: Tensor,
@@ -74,14 +113,13 @@ def zeroshot_classify(
     templates: Sequence[Template],
     device: str | torch.device = "cpu",
     chunk: int = 4096,
+    ensemble: str = "prototype",
 ) -> dict[str, float]:
-    """Top-1 and mean per-class accuracy of zero-shot classification of ``image_points``."""
-    protos = class_prototypes(model, tokenizer, classnames, templates, device)
-    scores = torch.cat(
-        [
-            model.similarity(image_points[s : s + chunk].to(device), protos).float().cpu()
-            for s in range(0, image_points.shape[0], chunk)
-        ],
-        0,
-    )
+    """Top-1 and mean per-class accuracy of zero-shot classification of ``image_points``
+    (scores from ``zeroshot_scores``)."""
+    scores = zeroshot_scores(model, image_points, tokenizer, classnames, templates, device,
+                             chunk, ensemble)
     return accuracy(scores, labels, len(classnames))
+
+
+ENSEMBLES: tuple[str, ...] = ("prototype", "score")

@@ -74,3 +74,31 @@ def test_cli_analyze_from_run(tiny_mad, capsys) -> None:
     assert res["n"] == 20 and 0 <= res["rmg"] <= 1
     code = main(["analyze", "gap", "--run", "clip"])
     assert code == 2
+
+
+def test_cli_eval_zeroshot_ensemble(tiny_mad, tmp_path, capsys) -> None:
+    """--zeroshot-ensemble score gives the accuracy of the mean per-template score; a bad value
+    exits 2."""
+    from clipspace.data.tokenizer import get_tokenizer
+    from clipspace.data.zeroshot import mad_tasks
+    from clipspace.eval.evaluate import embed_dataset, load_eval_dataset
+    from clipspace.eval.zeroshot import accuracy, zeroshot_scores
+    from clipspace.models.factory import save_pretrained
+
+    torch.manual_seed(0)
+    model = models.create_model("atmg").eval()
+    run = save_pretrained(model, tmp_path / "run")
+    code = main(["eval", str(run), "--data", f"mad:{tiny_mad}", "--suite", "zeroshot",
+                 "--batch-size", "8", "--no-progress", "--zeroshot-ensemble", "score"])
+    assert code == 0
+    got = json.loads(capsys.readouterr().out)["zeroshot"]["colour"]["top1"]
+    tok = get_tokenizer(tiny_mad)
+    data = load_eval_dataset(f"mad:{tiny_mad}", model, "test")
+    emb = embed_dataset(model, data, tok, batch_size=8, progress=False)
+    task = mad_tasks(data.num_attrs)["colour"]
+    scores = zeroshot_scores(model, emb["image"], tok, task.classnames, task.templates,
+                             ensemble="score")
+    assert got == pytest.approx(accuracy(scores, emb["labels"]["colour"])["top1"])
+    with pytest.raises(SystemExit) as err:
+        main(["eval", str(run), "--data", f"mad:{tiny_mad}", "--zeroshot-ensemble", "max"])
+    assert err.value.code == 2

@@ -96,3 +96,28 @@ def test_accuracy_top1_and_mean_per_class() -> None:
     acc = accuracy(scores, labels)
     assert acc["top1"] == pytest.approx(4 / 5)
     assert acc["mean_per_class"] == pytest.approx((1.0 + 0.5) / 2)
+
+
+@pytest.mark.parametrize("score", ["dist", "angle"])
+def test_score_ensemble_is_the_mean_of_per_template_scores(score: str) -> None:
+    """ensemble="score": brute force, one template at a time, then the mean over templates;
+    ensemble="prototype": the prototypes' scores. The two differ."""
+    from clipspace.eval.zeroshot import zeroshot_scores
+
+    model, tok, classes, templates, centres = _setup(score)
+    g = torch.Generator().manual_seed(2)
+    labels = torch.arange(3).repeat_interleave(8)
+    images = model.to_points(centres[labels] * 1.5 + 0.8 * torch.randn(24, 4, generator=g))
+    per_template = torch.stack([
+        model.similarity(images, class_prototypes(model, tok, classes, [t])) for t in templates
+    ], -1)  # (N, C, T)
+    got = zeroshot_scores(model, images, tok, classes, templates, chunk=5, ensemble="score")
+    torch.testing.assert_close(got, per_template.mean(-1), rtol=1e-5, atol=1e-6)
+    proto = zeroshot_scores(model, images, tok, classes, templates, ensemble="prototype")
+    protos = class_prototypes(model, tok, classes, templates)
+    torch.testing.assert_close(proto, model.similarity(images, protos), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got, proto, atol=1e-3)
+    acc = zeroshot_classify(model, images, labels, tok, classes, templates, ensemble="score")
+    assert acc == pytest.approx(accuracy(per_template.mean(-1), labels))
+    with pytest.raises(ValueError, match="ensemble"):
+        zeroshot_scores(model, images, tok, classes, templates, ensemble="max")
