@@ -59,6 +59,7 @@ class ReferenceClip(nn.Module):
                  heads: int = 2, text_width: int = 128, text_depth: int = 4, text_heads: int = 2,
                  context: int = 16, vocab: int = 1000, embed_dim: int = 128) -> None:
         super().__init__()
+        self.image_size, self.context_length = image_size, context
         n = (image_size // patch) ** 2 + 1
         s = width**-0.5
         self.conv1 = nn.Conv2d(3, width, patch, stride=patch, bias=False)

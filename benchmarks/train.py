@@ -52,7 +52,32 @@ def synthetic_batch(model, batch: int, device: torch.device) -> tuple[torch.Tens
     return images.to(device), tokens.to(device)
 
 
-class ReferenceStepper:
+class _TimedStepper:
+    """Times ``_run()`` (one training step) per call; subclasses build model, optimizer, batch."""
+
+    device: torch.device
+    times: list[float]
+
+    def autocast(self):  # bf16 on CUDA for clipspace and the reference alike
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def step(self) -> float:
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync()
+        t0 = time.perf_counter()
+        self._run()
+        sync()
+        dt = time.perf_counter() - t0
+        self.times.append(dt)
+        return dt
+
+
+class ReferenceStepper(_TimedStepper):
     """The open_clip-style baseline: forward, backward, AdamW step (no clipping, fixed lr)."""
 
     def __init__(self, model_name: str, batch: int, device: torch.device) -> None:
@@ -62,30 +87,21 @@ class ReferenceStepper:
         torch.manual_seed(0)
         self.model = ReferenceClip(**REFERENCE_CONFIGS[model_name]).to(device).train()
         self.opt = reference_optimizer(self.model)
-        self.images, tokens = synthetic_batch(self.model_stub(), batch, device)
+        self.images, tokens = synthetic_batch(self.model, batch, device)
         # open_clip pools at argmax(token id): make the end token the largest id in each row
         self.tokens = torch.where(tokens == 2, torch.full_like(tokens, 999), tokens.clamp(max=998))
         self.device = device
-        self.times: list[float] = []
+        self.times = []
 
-    @staticmethod
-    def model_stub() -> object:
-        return type("Stub", (), {"image_size": 28, "context_length": 16})()
-
-    def step(self) -> float:
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
-        self.model(self.images, self.tokens)["loss"].backward()
+    def _run(self) -> None:
+        with self.autocast():
+            loss = self.model(self.images, self.tokens)["loss"]
+        loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
-        sync()
-        dt = time.perf_counter() - t0
-        self.times.append(dt)
-        return dt
 
 
-class Stepper:
+class Stepper(_TimedStepper):
     """One preset's model, optimizer and batch; ``step()`` runs and times one training step."""
 
     def __init__(self, preset: str, model_name: str, batch: int, device: torch.device) -> None:
@@ -97,16 +113,9 @@ class Stepper:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.images, self.tokens = synthetic_batch(self.model, batch, device)
         self.device = device
-        self.autocast = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-            if device.type == "cuda" else nullcontext
-        )
-        self.times: list[float] = []
+        self.times = []
 
-    def step(self) -> float:
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        sync()
-        t0 = time.perf_counter()
+    def _run(self) -> None:
         with self.autocast():
             out = self.model(self.images, self.tokens)
         out["loss"].backward()
@@ -115,23 +124,24 @@ class Stepper:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.sched.step()
-        sync()
-        dt = time.perf_counter() - t0
-        self.times.append(dt)
-        return dt
 
 
-def time_interleaved(
-    presets: list[str], model: str, batch: int, rounds: int, device: torch.device
-) -> dict[str, float]:
-    steppers = {p: Stepper(p, model, batch, device) for p in presets}
-    for s in steppers.values():  # warm-up
+def time_steppers(steppers: dict[str, _TimedStepper], rounds: int) -> dict[str, float]:
+    """One warm-up step each, then ``rounds`` rounds of one step each (interleaved, so load
+    from other processes hits all alike); the median seconds per step of each."""
+    for s in steppers.values():
         s.step()
         s.times.clear()
     for _ in range(rounds):
         for s in steppers.values():
             s.step()
-    return {p: statistics.median(s.times) for p, s in steppers.items()}
+    return {name: statistics.median(s.times) for name, s in steppers.items()}
+
+
+def time_interleaved(
+    presets: list[str], model: str, batch: int, rounds: int, device: torch.device
+) -> dict[str, float]:
+    return time_steppers({p: Stepper(p, model, batch, device) for p in presets}, rounds)
 
 
 def _status_kib(field: str) -> int:
@@ -204,15 +214,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{'reference ms':>13s} {'ratio':>7s}")
         comp = {}
         for name, ref in OPEN_CLIP_MS.items():
-            ours = Stepper("clip", name, args.batch, device)
-            base_model = ReferenceStepper(name, args.batch, device)
-            for s in (ours, base_model):  # warm-up
-                s.step()
-                s.times.clear()
-            for _ in range(args.rounds):
-                ours.step()
-                base_model.step()
-            t, t_ref = statistics.median(ours.times), statistics.median(base_model.times)
+            med = time_steppers({"clip": Stepper("clip", name, args.batch, device),
+                                 "reference": ReferenceStepper(name, args.batch, device)},
+                                args.rounds)
+            t, t_ref = med["clip"], med["reference"]
             comp[name] = {"ms": 1e3 * t, "open_clip_ms": ref, "ratio": 1e3 * t / ref,
                           "reference_ms": 1e3 * t_ref, "reference_ratio": t / t_ref}
             print(f"{name:12s} {1e3 * t:9.1f} {ref:10.1f} {1e3 * t / ref:7.3f} "

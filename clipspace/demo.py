@@ -157,7 +157,13 @@ def evaluate_run(
     """Evaluate a finished run on MAD test (captions shaped like its training captions),
     analyse its embeddings, and write ``eval.json``, ``analysis.json`` and ``figures/``."""
     from clipspace.data.tokenizer import get_tokenizer
-    from clipspace.eval.evaluate import embed_dataset, evaluate, load_eval_dataset
+    from clipspace.eval.evaluate import (
+        caption_num_attrs,
+        embed_dataset,
+        evaluate,
+        load_eval_dataset,
+        zeroshot_suite,
+    )
     from clipspace.models import create_model
 
     model = create_model(pretrained=str(run_dir))
@@ -169,14 +175,12 @@ def evaluate_run(
         max_samples=budget.eval_samples, probe_samples=budget.eval_samples, progress=progress,
         probe_keys=DEMO_PROBE_KEYS,
     )
-    if "zeroshot" in suites:  # also the score ensemble (fairer to angle-scored ATMG)
-        results["zeroshot_score_ensemble"] = evaluate(
-            model, data, suites=["zeroshot"], tokenizer=tokenizer, split="test",
-            max_samples=budget.eval_samples, progress=False, zeroshot_ensemble="score",
-        )["zeroshot"]
-    atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
     test = load_eval_dataset(data, model, "test")
     emb = embed_dataset(model, test, tokenizer, max_samples=budget.eval_samples, progress=False)
+    if "zeroshot" in suites:  # also the score ensemble (fairer to angle-scored ATMG)
+        results["zeroshot_score_ensemble"] = zeroshot_suite(
+            model, emb, tokenizer, "cpu", caption_num_attrs(test), ensemble="score")
+    atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
     analysis = analyse_embeddings(model, emb, run_dir / "figures")
     atomic_write_text(run_dir / "analysis.json", json.dumps(analysis, indent=2) + "\n")
     return {**results, **analysis}

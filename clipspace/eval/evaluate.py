@@ -153,7 +153,7 @@ def embed_dataset(
 # ---- suites ---------------------------------------------------------------------------------
 
 
-def _num_attrs(dataset: Dataset) -> int:
+def caption_num_attrs(dataset: Dataset) -> int:
     """Attributes per caption of a MAD dataset (0 when unknown or objects only): zero-shot
     templates take the same shape as the captions the model saw."""
     while isinstance(dataset, Subset):
@@ -163,8 +163,10 @@ def _num_attrs(dataset: Dataset) -> int:
     return int(getattr(dataset, "num_attrs", 0) or 0)
 
 
-def _zeroshot(model: Any, emb: dict, tokenizer: Tokenizer, device: Any,
-              num_attrs: int = 0, ensemble: str = "prototype") -> dict[str, Any]:
+def zeroshot_suite(model: Any, emb: dict, tokenizer: Tokenizer, device: Any,
+                   num_attrs: int = 0, ensemble: str = "prototype") -> dict[str, Any]:
+    """Zero-shot accuracy of every MAD task on ``embed_dataset`` output, with templates shaped
+    like ``num_attrs``-attribute captions (``caption_num_attrs`` of the dataset)."""
     from clipspace.data.zeroshot import mad_tasks
 
     out: dict[str, Any] = {}
@@ -307,8 +309,8 @@ def evaluate(
                                   "split": split, "n": len(emb["captions"])}
         for suite in suites:
             if suite == "zeroshot":
-                result[suite] = (_zeroshot(model, emb, tok, device, _num_attrs(dataset),
-                                           zeroshot_ensemble)
+                result[suite] = (zeroshot_suite(model, emb, tok, device,
+                                                caption_num_attrs(dataset), zeroshot_ensemble)
                                  if is_mad
                                  else {"skipped": "no class labels in this data"})
             elif suite == "retrieval":

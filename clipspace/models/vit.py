@@ -121,14 +121,14 @@ class Transformer(nn.Module):
     def forward(self, x: torch.Tensor, pool_index: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, width) -> (B, N, width); with ``pool_index`` (B,) -> (B, width), the last
         block's output at token ``pool_index[b]`` of each row (see the module docstring)."""
-        if pool_index is None or not self.blocks:
+        if pool_index is None:
             for blk in self.blocks:
                 x = blk(x)
-            if pool_index is not None:
-                x = x[torch.arange(x.shape[0], device=x.device), pool_index]
             return x
         for blk in self.blocks[:-1]:
             x = blk(x)
+        if not self.blocks:  # depth 0: the input tokens themselves
+            return x[torch.arange(x.shape[0], device=x.device), pool_index]
         return self.blocks[-1].forward_one(x, pool_index)
 
 
