@@ -19,16 +19,8 @@ from typing import Any
 
 from clipspace.errors import ClipspaceError
 from clipspace.io import atomic_write_text
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> {"a.b.c": leaf}."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
+from clipspace.train.logger import read_metrics
+from clipspace.tree import flatten
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -36,21 +28,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ClipspaceError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Read a JSONL metrics log; a bad line is an error naming the file and line."""
-    rows: list[dict[str, Any]] = []
-    if not path.exists():
-        return rows
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ClipspaceError(f"{path}:{lineno}: invalid JSON: {err.msg}") from None
-    return rows
 
 
 class RunSummary:
@@ -62,13 +39,13 @@ class RunSummary:
             raise ClipspaceError(f"run directory not found: {self.dir}")
         self.name = self.dir.name
         cfg_path = self.dir / "config.json"
-        self.config = _flatten(_read_json(cfg_path)) if cfg_path.exists() else {}
-        self.metrics = read_metrics(self.dir / "metrics.jsonl")
+        self.config = flatten(_read_json(cfg_path)) if cfg_path.exists() else {}
+        self.metrics = read_metrics(self.dir)
         self.results: dict[str, Any] = {}
         for fname in ("eval.json", "analysis.json"):
             path = self.dir / fname
             if path.exists():
-                self.results.update(_flatten(_read_json(path)))
+                self.results.update(flatten(_read_json(path)))
         self.figures = sorted((self.dir / "figures").glob("*.png"))
 
     def numeric_results(self) -> dict[str, float]:

@@ -4,12 +4,14 @@ Functions take numpy (memory-mapped too) or torch arrays and return plain number
 """
 
 from clipspace.analysis.ablation import ablate_dims, dimension_order
-from clipspace.analysis.embeddings_io import load_embeddings, load_labels, save_arrays
-from clipspace.analysis.gap import gap_stats, l2i, l2m, mean_difference, rmg
+from clipspace.analysis.gap import gap_stats, l2i, l2m, mean_difference, rmg, root_distances
 from clipspace.analysis.moad import label_similarities, moad
 from clipspace.analysis.neighbourhood import class_similarity, kendall_distance, neighbourhood_test
+from clipspace.analysis.run import ANALYSES, run_analysis
+from clipspace.data.embeddings_io import load_embeddings, load_labels, save_arrays
 
 __all__ = [
+    "ANALYSES",
     "ablate_dims",
     "class_similarity",
     "dimension_order",
@@ -24,5 +26,7 @@ __all__ = [
     "moad",
     "neighbourhood_test",
     "rmg",
+    "root_distances",
+    "run_analysis",
     "save_arrays",
 ]

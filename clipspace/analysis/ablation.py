@@ -1,6 +1,6 @@
-"""Dimension ablation (REFERENCE.md section 4): order dimensions by |mean_img - mean_txt| on the
-normalised embeddings, drop the top k (k = 0..20) from both modalities, re-normalise, recompute the
-gap and a performance metric given by a callback (e.g. retrieval R@1 or zero-shot accuracy)."""
+"""Dimension ablation (docs/reference.md section 4): order dimensions by |mean_img - mean_txt| on
+the normalised embeddings, drop the top k (k = 0..20) from both modalities, re-normalise, recompute
+the gap and a performance metric given by a callback (e.g. retrieval R@1 or zero-shot accuracy)."""
 
 from __future__ import annotations
 

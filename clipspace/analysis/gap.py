@@ -1,4 +1,5 @@
-"""Modality gap metrics in closed form, O(N D) time and O(chunk D) memory (REFERENCE.md section 4).
+"""Modality gap metrics in closed form, O(N D) time and O(chunk D) memory
+(docs/reference.md section 4).
 
 All metrics use L2-normalised embeddings (``normalize=True``); row i of ``img`` matches row i of
 ``txt``.
@@ -15,10 +16,20 @@ so no temporary of the chunk's size is ever allocated.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 import torch
 
-from clipspace.analysis._arrays import DEFAULT_CHUNK, ArrayLike, n_rows, np_chunks, row_norms
+from clipspace.analysis._arrays import (
+    DEFAULT_CHUNK,
+    ArrayLike,
+    n_rows,
+    np_chunks,
+    row_norms,
+    to_tensor,
+)
+from clipspace.eval.hierarchy import root_distance
 
 
 def gap_stats(
@@ -104,3 +115,15 @@ def mean_difference(img: ArrayLike, txt: ArrayLike, normalize: bool = True,
     """Per-dimension mean(img) - mean(txt) (D,), float64."""
     return torch.from_numpy(normalized_mean(img, normalize, chunk) -
                             normalized_mean(txt, normalize, chunk))
+
+
+def root_distances(
+    img: ArrayLike, txt: ArrayLike, geometry: ModuleType, curv: float | torch.Tensor = 1.0
+) -> dict[str, np.ndarray]:
+    """Distance of every image and text point to one shared [ROOT] in the geometry's own
+    metric: ``geometry.default_root`` of both sets together (the origin in Euclidean and
+    Lorentz space, the normalised mean direction on the sphere; docs/reference.md section 0)."""
+    xi, xt = to_tensor(img), to_tensor(txt)
+    root = geometry.default_root(torch.cat([xi, xt]), curv)
+    return {"image": root_distance(xi, geometry, curv, root).numpy(),
+            "text": root_distance(xt, geometry, curv, root).numpy()}

@@ -1,4 +1,4 @@
-"""MOAD: object bias of an embedding (REFERENCE.md section 4, Two Effects, One Trigger).
+"""MOAD: object bias of an embedding (docs/reference.md section 4, Two Effects, One Trigger).
 
 MOAD = (S_intra_obj - S_cross_obj) - (S_intra_attr - S_cross_attr), S = mean cosine over pairs of
 samples (i != j) whose labels agree (intra) / differ (cross); > 0 means the embedding groups by

@@ -1,6 +1,6 @@
-"""Neighbourhood test (REFERENCE.md section 4): per modality, the class-similarity matrix (cosine
-between normalised class means); for every class, the normalised Kendall distance between the
-rankings of the other classes in the two modalities; averaged (0 = same neighbourhoods, 1 =
+"""Neighbourhood test (docs/reference.md section 4): per modality, the class-similarity matrix
+(cosine between normalised class means); for every class, the normalised Kendall distance between
+the rankings of the other classes in the two modalities; averaged (0 = same neighbourhoods, 1 =
 reversed).
 
 Normalised Kendall distance (standard): discordant pairs / total pairs, n (n - 1) / 2 pairs of the

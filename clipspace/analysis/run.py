@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 
+from clipspace.analysis import plots as P
 from clipspace.analysis._arrays import normalize_rows, to_tensor
 from clipspace.analysis.ablation import ablate_dims
-from clipspace.analysis.gap import gap_stats, mean_difference
+from clipspace.analysis.gap import gap_stats, mean_difference, root_distances
 from clipspace.analysis.moad import moad
 from clipspace.analysis.neighbourhood import neighbourhood_test
 from clipspace.errors import DataError
+from clipspace.eval.retrieval import recall_at_k
+from clipspace.geometry import sphere
 
 ANALYSES = ("gap", "moad", "ablate-dims", "neighbourhood")
 NON_LABEL_KEYS = ("index", "caption_id", "caption_words", "source")
@@ -53,8 +57,6 @@ def ablation_metric(labels: Mapping[str, np.ndarray] | None, label_key: str = "d
     """Performance callback on reduced embeddings: retrieval R@1 (caption groups when
     ``caption_id`` is known) and, with class labels, nearest-text-class-mean accuracy (a
     zero-shot proxy that needs no text encoder)."""
-    from clipspace.eval.retrieval import recall_at_k
-
     groups = None if not labels or "caption_id" not in labels else labels["caption_id"]
     y = None if not labels or label_key not in labels else labels[label_key]
 
@@ -80,8 +82,13 @@ def run_analysis(
     plot_dir: str | Path | None = None,
     label_key: str = "digit",
     max_k: int = 20,
+    geometry: ModuleType = sphere,
+    curv: float = 1.0,
 ) -> dict[str, Any]:
-    """One analysis (``gap``, ``moad``, ``ablate-dims``, ``neighbourhood``) as a dict."""
+    """One analysis (``gap``, ``moad``, ``ablate-dims``, ``neighbourhood``) as a dict.
+
+    ``geometry``/``curv``: the space the points live in, for the root-distance figure of
+    ``gap`` (distances to the shared [ROOT] in that geometry's metric)."""
     if what not in ANALYSES:
         raise DataError(f"unknown analysis {what!r}; choose from {list(ANALYSES)}")
     if img.shape != txt.shape:
@@ -96,12 +103,9 @@ def run_analysis(
     if what == "gap":
         out.update(gap_stats(img, txt))
         if plots:
-            from clipspace.analysis import plots as P
-
-            norms = {"image": to_tensor(img).norm(dim=1).numpy(),
-                     "text": to_tensor(txt).norm(dim=1).numpy()}
+            dists = root_distances(img, txt, geometry, curv)
             out["figures"] = [
-                str(P.plot_root_distance(norms, plots / "root_distance.png")),
+                str(P.plot_root_distance(dists, plots / "root_distance.png")),
                 str(P.plot_mean_difference(mean_difference(img, txt).numpy(),
                                            plots / "mean_difference.png")),
             ]
@@ -115,8 +119,6 @@ def run_analysis(
         out.update(curve)
         out["l2m"], out["rmg"] = curve["l2m"][0], curve["rmg"][0]
         if plots:
-            from clipspace.analysis import plots as P
-
             out["figures"] = [str(P.plot_ablation(curve, plots / "ablation.png"))]
     elif what == "neighbourhood":
         y = _need(labels, label_key, "neighbourhood")
@@ -126,8 +128,6 @@ def run_analysis(
 
 def _by_length(img: Any, txt: Any, labels: Mapping[str, np.ndarray], object_key: str,
                plots: Path) -> Path:
-    from clipspace.analysis import plots as P
-
     words = labels["caption_words"]
     lengths = sorted(int(v) for v in np.unique(words))
     vals: dict[str, list[float]] = {"rmg": [], "l2m": []}

@@ -1,4 +1,5 @@
-"""MAD captions: the digit word plus k attribute words, shuffled, joined by "-" (REFERENCE.md s.5).
+"""MAD captions: the digit word plus k attribute words, shuffled, joined by "-" (docs/reference.md
+section 5).
 
 Caption modes (the knobs of the "Two Effects, One Trigger" experiments):
   * ``objects_only``  -- the digit word alone;

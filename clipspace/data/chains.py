@@ -1,4 +1,4 @@
-"""Hierarchical caption chains with sibling negatives (REFERENCE.md sections 3 and 5).
+"""Hierarchical caption chains with sibling negatives (docs/reference.md sections 3 and 5).
 
 MAD chain of one image (4 levels, generic -> specific):
   p1 = digit word; p_{k+1} = p_k plus one more attribute of the image (3 attributes drawn in a

@@ -1,4 +1,4 @@
-"""HierarCaps files (Alper & Averbuch-Elor, ECCV 2024; REFERENCE.md section 3).
+"""HierarCaps files (Alper & Averbuch-Elor, ECCV 2024; docs/reference.md section 3).
 
 * test CSV: columns ``id, captions, image_url``; ``captions`` = "l1 => l2 => l3 => l4", generic to
   specific (l4 is the original MS-COCO caption). Images live in a local directory, matched by file

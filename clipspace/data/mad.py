@@ -1,4 +1,4 @@
-"""Torch Dataset over a MAD directory (layout in ``mad_schema``; REFERENCE.md section 5).
+"""Torch Dataset over a MAD directory (layout in ``mad_schema``; docs/reference.md section 5).
 
 Items: ``{"image": (3, 28, 28) float, "text": caption, "index": global image index,
 "digit", "stroke", "swelling", "fracture", "scale", "colour": int}``. Images are read from

@@ -1,9 +1,9 @@
 """Generate a MAD directory: every MNIST digit in all 24 perturbation combinations, coloured.
 
-REFERENCE.md section 5. Per digit, one ``Morphology`` (upsample, binarise, skeleton, distance maps)
-is shared by its 24 variants: 3 strokes x swelling x fracture give 12 high-resolution images
-(perturbation order: stroke, then fracture, then swelling), each downscaled to a large (28x28)
-and a small (21x21 pasted at offset 3-4 px) image. Every sample gets a colour drawn uniformly.
+docs/reference.md section 5. Per digit, one ``Morphology`` (upsample, binarise, skeleton, distance
+maps) is shared by its 24 variants: 3 strokes x swelling x fracture give 12 high-resolution images
+(perturbation order: stroke, then fracture, then swelling), each downscaled to a large (28x28) and a
+small (21x21 pasted at offset 3-4 px) image. Every sample gets a colour drawn uniformly.
 
 Determinism: digit ``i`` of the source uses ``SeedSequence(seed, spawn_key=(i,))``, so the output
 depends on the seed only (not on ``workers``, chunking or ``limit``). The split is by source

@@ -1,8 +1,8 @@
 """The MAD (Multimodal Attributes and Digits) schema shared by the generator and the readers.
 
-REFERENCE.md section 5: every MNIST digit in all 24 combinations of stroke x swelling x fracture x
-scale, one of 7 colours drawn per sample. A caption is the digit word plus k attribute words,
-shuffled and joined by "-" (e.g. "thinning-3-red").
+docs/reference.md section 5: every MNIST digit in all 24 combinations of stroke x swelling x
+fracture x scale, one of 7 colours drawn per sample. A caption is the digit word plus k attribute
+words, shuffled and joined by "-" (e.g. "thinning-3-red").
 
 On-disk layout of a MAD directory (written atomically by ``clipspace data mad``):
   manifest.json   {"format": "clipspace-mad", "version": 1, "source", "seed", "counts", ...}

@@ -1,4 +1,4 @@
-"""Morpho-MNIST style morphology and perturbations, written for speed (REFERENCE.md section 5).
+"""Morpho-MNIST style morphology and perturbations, written for speed (docs/reference.md section 5).
 
 Castro et al., "Morpho-MNIST" (2019): a 28x28 digit is upsampled x4 (cubic), binarised at half
 range, and described by its medial-axis skeleton and distance map. The perturbations act on the

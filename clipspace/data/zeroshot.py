@@ -2,7 +2,8 @@
 
 Templates stay inside MAD's caption vocabulary (words joined by "-") so the tiny MAD tokenizer
 knows every token. The ensemble for a slot averages over all values of one *other* slot, which
-keeps the prompt neutral in that slot (REFERENCE.md s.4: class prototype = mean over templates):
+keeps the prompt neutral in that slot (docs/reference.md section 4: class prototype = mean over
+templates):
   digit:      "{}" and "{}-<colour>" for the 7 colours            (8 templates)
   attribute:  "{}" and "<digit>-{}" for the 10 digits             (11 templates)
 

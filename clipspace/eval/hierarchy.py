@@ -1,5 +1,5 @@
 """Hierarchy metrics: the HierarCaps protocol and radius/specificity correlation
-(REFERENCE.md section 4, HierarCaps paper).
+(docs/reference.md section 4, HierarCaps paper).
 
 Protocol: candidates = all 4N test captions; radius rho(t) = distance of e_t to the root r
 (``geometry.dist`` to ``geometry.default_root`` or to a given root such as the embedding of "");

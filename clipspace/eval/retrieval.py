@@ -1,4 +1,4 @@
-"""Recall@K in both directions, computed in chunks (REFERENCE.md section 4).
+"""Recall@K in both directions, computed in chunks (docs/reference.md section 4).
 
 Memory is O(chunk x N), at most MAX_SCORE_ELEMENTS scores per block: each block of queries is
 scored against the whole gallery and reduced to its top-K at once; the N x N matrix never

@@ -1,4 +1,4 @@
-"""MERU-style traversal from an image embedding toward [ROOT] (REFERENCE.md section 4).
+"""MERU-style traversal from an image embedding toward [ROOT] (docs/reference.md section 4).
 
 Geometries with an origin: v = log_map0(x), steps p_s = exp_map0(t_s v) for t_s from 1 down to 0;
 at each step the caption of highest similarity in the pool is retrieved and kept if its cone

@@ -1,4 +1,4 @@
-"""Zero-shot classification (REFERENCE.md section 4).
+"""Zero-shot classification (docs/reference.md section 4).
 
 Class prototype = mean over templates of the text embedding taken BEFORE the final map
 (``model.encode_text(tokens, tangent=True)``: tangent space for Lorentz, raw space for Euclidean,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from . import euclidean, lorentz, sphere
+from ._numerics import geometry_fn
 
 GEOMETRIES: dict[str, ModuleType] = {
     "sphere": sphere,
@@ -28,4 +29,4 @@ def get_geometry(name: str | ModuleType) -> ModuleType:
         ) from None
 
 
-__all__ = ["GEOMETRIES", "get_geometry", "sphere", "euclidean", "lorentz"]
+__all__ = ["GEOMETRIES", "geometry_fn", "get_geometry", "sphere", "euclidean", "lorentz"]

@@ -36,9 +36,9 @@ def acosh_eps(dtype: torch.dtype) -> float:
     """Lower clamp for u in acosh(1 + u) and sqrt(u (u + 2)): 1e-10 in float32, 1e-20 in float64.
 
     We never form 1 + u in floating point (u = z - 1 is computed directly, see lorentz._zm1), so
-    this is the "dtype-aware eps" of REFERENCE.md in u-space: distances are exact down to
-    ~1.4e-5 / sqrt(c) (float32) and the acosh gradient 1/sqrt(u(u+2)) stays <= ~7e4. (Smaller
-    floors give larger spurious gradients at exactly coincident far-out points.)
+    this is the "dtype-aware eps" of docs/reference.md section 1 (in u-space): distances are
+    exact down to ~1.4e-5 / sqrt(c) (float32) and the acosh gradient 1/sqrt(u(u+2)) stays <=
+    ~7e4. (Smaller floors give larger spurious gradients at exactly coincident far-out points.)
     """
     return 1e-20 if dtype == torch.float64 else 1e-10
 

@@ -8,7 +8,7 @@ ordinary autograd ops, so the chain rule to x, y and the curvature through those
 G, every vector and (Lorentz) the curvature. The formulas and clamps are exactly those of the
 plain autograd versions (kept as ``*_reference`` in tests/geometry/test_pairwise_angle_fast.py):
 
-Euclidean (REFERENCE.md section 1):
+Euclidean (docs/reference.md section 1):
     sq = max(|x_i|^2 + |y_j|^2 - 2 G, 0),  den = sqrt(max(sq, 1e-20)),  ok = den > 1e-10
     cos = (G / |x_i| - |x_i|) / den  (0 where not ok),  angle = acos(clamp(cos))
 Lorentz (u = z - 1 form, see lorentz.py):

@@ -1,4 +1,4 @@
-"""Euclidean geometry (EuCLIP; the origin O is the [ROOT]). REFERENCE.md section 1.
+"""Euclidean geometry (EuCLIP; the origin O is the [ROOT]). docs/reference.md section 1.
 
 Points are plain vectors in R^D; ``curv`` is accepted and ignored everywhere.
 """

@@ -1,4 +1,4 @@
-"""Lorentz (hyperboloid) model of curvature -c, c > 0 (MERU, ATMG). REFERENCE.md section 1.
+"""Lorentz (hyperboloid) model of curvature -c, c > 0 (MERU, ATMG). docs/reference.md section 1.
 
 A point is stored by its space part x in R^D; its time part is x_t = sqrt(1/c + |x|^2).
 Internally we use the scaled time part t = sqrt(c) x_t = sqrt(1 + c|x|^2) and
@@ -173,7 +173,7 @@ def half_aperture(x: Tensor, curv: Curv = 1.0, min_radius: float = 0.1) -> Tenso
 
 @geometry_fn
 def ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
-    """Exterior angle at x of triangle O-x-y (row-wise), REFERENCE.md:
+    """Exterior angle at x of triangle O-x-y (row-wise), docs/reference.md section 1:
 
     acos((y_t + c<x,y>_L x_t) / (|x| sqrt((c<x,y>_L)^2 - 1))), rewritten without cancellation as
     cos = sqrt(c) (t_x (x.y)/|x| - t_y |x|) / sqrt(u (u + 2)),  t = sqrt(c) x_t,  u = z - 1.
@@ -209,7 +209,8 @@ def pairwise_ext_angle(x: Tensor, y: Tensor, curv: Curv = 1.0) -> Tensor:
 
 @geometry_fn
 def midpoint(x: Tensor, curv: Curv = 1.0) -> Tensor:
-    """Einstein midpoint of x_1..x_n over dim -2, (..., N, D) -> (..., D). REFERENCE closed form:
+    """Einstein midpoint of x_1..x_n over dim -2, (..., N, D) -> (..., D). closed form of
+    docs/reference.md section 1:
 
     Klein k = sum x_i / (sqrt(c) sum x_t,i); space part m = k / sqrt(1 - c|k|^2)
              = S / sqrt(T^2 - c|S|^2),  S = sum x_i,  T = sum t_i (t = sqrt(c) x_t).

@@ -1,4 +1,4 @@
-"""Unit sphere (CLIP). REFERENCE.md sections 0-1.
+"""Unit sphere (CLIP). docs/reference.md sections 0-1.
 
 Points are unit vectors; ``curv`` is ignored. The sphere has no origin on the manifold
 (HAS_ORIGIN = False): angle functions use the Euclidean formulas in the ambient space (the

@@ -8,7 +8,7 @@ from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels
 from clipspace.losses.entailment import entailment_loss
 from clipspace.losses.logits import LOGIT_KINDS, pairwise_logits
-from clipspace.losses.objective import CONTRASTIVE_KINDS, Objective
+from clipspace.losses.objective import CONTRASTIVE_KINDS, Objective, check_terms
 from clipspace.losses.radial import (
     chain_angles,
     entailment_cone_finetune_loss,
@@ -24,6 +24,7 @@ __all__ = [
     "angle_loss",
     "centroid_loss",
     "chain_angles",
+    "check_terms",
     "entailment_cone_finetune_loss",
     "entailment_loss",
     "gather_features",

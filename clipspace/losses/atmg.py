@@ -1,4 +1,4 @@
-"""ATMG angle-based contrastive loss and centroid regulariser (REFERENCE section 2).
+"""ATMG angle-based contrastive loss and centroid regulariser (docs/reference.md section 2).
 
 Angle logits (from the authors' code): image->text  +s ext(v_i, t_j) (angle at the image, large
 is good), text->image  -s ext(t_i, v_j) (angle at the text, small is good); symmetric
@@ -10,24 +10,31 @@ from __future__ import annotations
 
 from types import ModuleType
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from clipspace.losses.logits import as_float, as_float_curv, no_autocast
+from clipspace.geometry import geometry_fn
+from clipspace.losses.contrastive import infonce
 
 
+@geometry_fn
 def angle_logits(
-    img: Tensor, txt: Tensor, geometry: ModuleType, curv: float | Tensor = 1.0
+    img: Tensor,
+    txt: Tensor,
+    geometry: ModuleType,
+    curv: float | Tensor = 1.0,
+    all_img: Tensor | None = None,
+    all_txt: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Un-scaled (image->text (B1,B2) = +ext(v_i, t_j), text->image (B2,B1) = -ext(t_i, v_j))."""
-    img, txt, curv = as_float(img), as_float(txt), as_float_curv(curv)
-    with no_autocast(img.device.type):
-        i2t = geometry.pairwise_ext_angle(img, txt, curv)
-        t2i = -geometry.pairwise_ext_angle(txt, img, curv)
-        return i2t, t2i
+    """Un-scaled ATMG logits: image->text (B1, N2) = +ext(v_i, t_j) and text->image (B2, N1) =
+    -ext(t_i, v_j), the columns ``all_txt`` / ``all_img`` (default: ``txt`` / ``img``; the
+    gathered batch under distributed local loss)."""
+    cols_txt = txt if all_txt is None else all_txt
+    cols_img = img if all_img is None else all_img
+    return (geometry.pairwise_ext_angle(img, cols_txt, curv),
+            -geometry.pairwise_ext_angle(txt, cols_img, curv))
 
 
+@geometry_fn
 def angle_loss(
     img: Tensor,
     txt: Tensor,
@@ -38,13 +45,10 @@ def angle_loss(
 ) -> Tensor:
     """(CE(s ext(v_i, t_j), labels) + CE(-s ext(t_i, v_j), labels)) / 2 (square batch)."""
     i2t, t2i = angle_logits(img, txt, geometry, curv)
-    s = as_float(scale) if isinstance(scale, Tensor) else scale
-    with no_autocast(i2t.device.type):
-        if labels is None:
-            labels = torch.arange(i2t.shape[0], device=i2t.device)
-        return (F.cross_entropy(s * i2t, labels) + F.cross_entropy(s * t2i, labels)) / 2
+    return infonce(scale * i2t, labels, scale * t2i)
 
 
+@geometry_fn
 def centroid_loss(
     img: Tensor,
     txt: Tensor,
@@ -57,8 +61,6 @@ def centroid_loss(
 
     midpoint is the geometry's (Einstein midpoint in Lorentz, mean in Euclidean).
     """
-    img, txt, curv = as_float(img), as_float(txt), as_float_curv(curv)
-    with no_autocast(img.device.type):
-        ri = geometry.dist_to_origin(geometry.midpoint(img, curv), curv)
-        rt = geometry.dist_to_origin(geometry.midpoint(txt, curv), curv)
-        return (ri - p).abs().sum() + (rt - q).abs().sum()
+    ri = geometry.dist_to_origin(geometry.midpoint(img, curv), curv)
+    rt = geometry.dist_to_origin(geometry.midpoint(txt, curv), curv)
+    return (ri - p).abs().sum() + (rt - q).abs().sum()

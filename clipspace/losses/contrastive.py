@@ -9,13 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from clipspace.losses.logits import as_float, no_autocast
+from clipspace.geometry import geometry_fn
 
 
 def _default_labels(logits: Tensor) -> Tensor:
     return torch.arange(logits.shape[0], device=logits.device)
 
 
+@geometry_fn
 def infonce(
     logits_per_image: Tensor, labels: Tensor | None = None, logits_per_text: Tensor | None = None
 ) -> Tensor:
@@ -25,14 +26,14 @@ def infonce(
     column ``labels[i]`` (default arange(B)). ``logits_per_text`` (B, N) defaults to L^T (square
     case); pass it explicitly for distributed local-loss (local rows vs all gathered columns).
     """
-    li = as_float(logits_per_image)
-    with no_autocast(li.device.type):
-        if labels is None:
-            labels = _default_labels(li)
-        lt = li.transpose(0, 1) if logits_per_text is None else as_float(logits_per_text)
-        return (F.cross_entropy(li, labels) + F.cross_entropy(lt, labels)) / 2
+    li = logits_per_image
+    if labels is None:
+        labels = _default_labels(li)
+    lt = li.transpose(0, 1) if logits_per_text is None else logits_per_text
+    return (F.cross_entropy(li, labels) + F.cross_entropy(lt, labels)) / 2
 
 
+@geometry_fn
 def siglip(logits: Tensor, bias: Tensor | float, labels: Tensor | None = None) -> Tensor:
     """SigLIP sigmoid loss: -sum_{i,j} log sigmoid(y_ij z_ij) / B,  z = logits + bias.
 
@@ -40,12 +41,9 @@ def siglip(logits: Tensor, bias: Tensor | float, labels: Tensor | None = None) -
     ``logits`` (B, N) are already multiplied by the logit scale; divided by the number of rows B
     as in the SigLIP paper. Computed as (sum_ij softplus(z_ij) - sum_i z_{i,labels_i}) / B.
     """
-    lg = as_float(logits)
-    b = as_float(bias) if isinstance(bias, Tensor) else bias
-    with no_autocast(lg.device.type):
-        if labels is None:
-            labels = _default_labels(lg)
-        z = lg + b
-        # -log sigmoid(-z) = softplus(z); -log sigmoid(z) = softplus(z) - z: no sign matrix
-        pos = z.gather(1, labels.view(-1, 1)).sum()
-        return (F.softplus(z).sum() - pos) / lg.shape[0]
+    if labels is None:
+        labels = _default_labels(logits)
+    z = logits + bias
+    # -log sigmoid(-z) = softplus(z); -log sigmoid(z) = softplus(z) - z: no sign matrix
+    pos = z.gather(1, labels.view(-1, 1)).sum()
+    return (F.softplus(z).sum() - pos) / logits.shape[0]

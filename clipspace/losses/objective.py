@@ -10,21 +10,39 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
-from clipspace.geometry import get_geometry
+from clipspace.geometry import geometry_fn, get_geometry
 from clipspace.geometry.scalars import LogitScale
-from clipspace.losses.atmg import centroid_loss
+from clipspace.losses.atmg import angle_logits, centroid_loss
 from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels, world_info
 from clipspace.losses.entailment import entailment_loss
-from clipspace.losses.logits import (
-    LOGIT_KINDS,
-    as_float,
-    as_float_curv,
-    no_autocast,
-    pairwise_logits,
-)
+from clipspace.losses.logits import LOGIT_KINDS, pairwise_logits
 
 CONTRASTIVE_KINDS: tuple[str, ...] = ("infonce", "siglip", "angle", "none")
+
+
+def check_terms(
+    geometry: ModuleType, contrastive: str, entail_weight: float, centroid_weight: float
+) -> None:
+    """The one rule for which terms a geometry supports: the angle loss, entailment cones and
+    the centroid regulariser are measured from the origin, which the sphere does not have
+    (``HAS_ORIGIN``). Also at least one term must be on. Raises ValueError naming the keys."""
+    if contrastive not in CONTRASTIVE_KINDS:
+        raise ValueError(
+            f"unknown contrastive loss {contrastive!r}; allowed: {', '.join(CONTRASTIVE_KINDS)}"
+        )
+    needs_origin = [name for name, on in (
+        ("loss.contrastive=angle", contrastive == "angle"),
+        ("loss.entail_weight", entail_weight > 0),
+        ("loss.centroid_weight", centroid_weight > 0),
+    ) if on]
+    if needs_origin and not getattr(geometry, "HAS_ORIGIN", True):
+        raise ValueError(
+            f"{', '.join(needs_origin)} need(s) a geometry with an origin (euclidean or "
+            "lorentz); the sphere has no [ROOT] on the manifold"
+        )
+    if contrastive == "none" and entail_weight <= 0 and centroid_weight <= 0:
+        raise ValueError("loss.contrastive is 'none' and no other loss term is on")
 
 
 class Objective(nn.Module):
@@ -54,19 +72,10 @@ class Objective(nn.Module):
         gather_with_grad: bool = True,
     ) -> None:
         super().__init__()
-        if contrastive not in CONTRASTIVE_KINDS:
-            raise ValueError(
-                f"unknown contrastive loss {contrastive!r}; allowed: {', '.join(CONTRASTIVE_KINDS)}"
-            )
         if logit not in LOGIT_KINDS:
             raise ValueError(f"unknown logit kind {logit!r}; allowed: {', '.join(LOGIT_KINDS)}")
         self.geometry = get_geometry(geometry)
-        needs_origin = contrastive == "angle" or entail_weight > 0 or centroid_weight > 0
-        if needs_origin and not getattr(self.geometry, "HAS_ORIGIN", True):
-            raise ValueError(
-                "the angle loss, entailment and centroid terms need a geometry with an origin "
-                "(euclidean or lorentz), not the sphere"
-            )
+        check_terms(self.geometry, contrastive, entail_weight, centroid_weight)
         self.contrastive = contrastive
         self.logit = logit
         self.logit_scale = LogitScale(logit_scale, learn_logit_scale, max_logit_scale)
@@ -94,9 +103,7 @@ class Objective(nn.Module):
         The contrastive logit kind; for ``contrastive="angle"``: +ext_angle at the image.
         """
         if self.contrastive == "angle":
-            img, txt, curv = as_float(img), as_float(txt), as_float_curv(curv)
-            with no_autocast(img.device.type):
-                return self.geometry.pairwise_ext_angle(img, txt, curv)
+            return self.geometry.pairwise_ext_angle(img, txt, curv)
         return pairwise_logits(self.logit, img, txt, self.geometry, curv)
 
     def _contrastive_loss(
@@ -108,10 +115,9 @@ class Objective(nn.Module):
         rows_img, rows_txt = (img, txt) if local else (all_img, all_txt)
         labels = rank_labels(img.shape[0], local, device=img.device)
         geo = self.geometry
-        if self.contrastive == "angle":
-            li = s * geo.pairwise_ext_angle(rows_img, all_txt, curv)
-            lt = -s * geo.pairwise_ext_angle(rows_txt, all_img, curv)
-            return infonce(li, labels, lt)
+        if self.contrastive == "angle":  # ATMG: +ext at the image, -ext at the text
+            li, lt = angle_logits(rows_img, rows_txt, geo, curv, all_img, all_txt)
+            return infonce(s * li, labels, s * lt)
         li = s * pairwise_logits(self.logit, rows_img, all_txt, geo, curv)
         if self.contrastive == "siglip":
             assert self.siglip_bias is not None
@@ -119,27 +125,26 @@ class Objective(nn.Module):
         lt = s * pairwise_logits(self.logit, rows_txt, all_img, geo, curv) if local else None
         return infonce(li, labels, lt)
 
+    @geometry_fn
     def forward(self, img: Tensor, txt: Tensor, curv: float | Tensor = 1.0) -> dict[str, Tensor]:
         """dict: "loss", "loss/contrastive" | "loss/entailment" | "loss/centroid" (active
         terms only) and "logit_scale" (detached)."""
-        img, txt, curv = as_float(img), as_float(txt), as_float_curv(curv)
         out: dict[str, Tensor] = {}
-        with no_autocast(img.device.type):
-            s = self.logit_scale()
-            total = img.new_zeros(())
-            if self.contrastive != "none":
-                out["loss/contrastive"] = self._contrastive_loss(img, txt, curv, s)
-                total = total + out["loss/contrastive"]
-            if self.entail_weight > 0:
-                out["loss/entailment"] = entailment_loss(
-                    txt, img, self.geometry, curv, self.entail_min_radius
-                )
-                total = total + self.entail_weight * out["loss/entailment"]
-            if self.centroid_weight > 0:
-                out["loss/centroid"] = centroid_loss(
-                    img, txt, self.geometry, curv, self.centroid_p, self.centroid_q
-                )
-                total = total + self.centroid_weight * out["loss/centroid"]
+        s = self.logit_scale()
+        total = img.new_zeros(())
+        if self.contrastive != "none":
+            out["loss/contrastive"] = self._contrastive_loss(img, txt, curv, s)
+            total = total + out["loss/contrastive"]
+        if self.entail_weight > 0:
+            out["loss/entailment"] = entailment_loss(
+                txt, img, self.geometry, curv, self.entail_min_radius
+            )
+            total = total + self.entail_weight * out["loss/entailment"]
+        if self.centroid_weight > 0:
+            out["loss/centroid"] = centroid_loss(
+                img, txt, self.geometry, curv, self.centroid_p, self.centroid_q
+            )
+            total = total + self.centroid_weight * out["loss/centroid"]
         out["loss"] = total
         out["logit_scale"] = s.detach().float()
         return out

@@ -9,75 +9,27 @@ lorentz, alpha-scaled exp_map0, -d_L logits + entailment; atmg = lorentz + angle
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from types import ModuleType
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from clipspace.config import Config, ImageTowerConfig, TextTowerConfig
+from clipspace.config import Config
 from clipspace.geometry import get_geometry, lorentz
 from clipspace.geometry.scalars import Curvature, PointMap
 from clipspace.losses.objective import Objective
-from clipspace.models.configs import apply_named
-from clipspace.models.convnet import ConvNet
-from clipspace.models.text import TextTransformer
-from clipspace.models.vit import VisionTransformer
+from clipspace.models.towers import build_image_tower, build_text_tower
 
 #: End-of-text id of clipspace's MAD tokenizer (special tokens PAD=0, SOT=1, EOT=2).
 DEFAULT_EOT_ID = 2
 DEFAULT_PAD_ID = 0
 
-#: Parameter-name fragments that never get weight decay besides every tensor with ndim < 2
-#: (biases, LayerNorm/GroupNorm gains, class token, logit scale, alphas, curvature).
-NO_DECAY_NAME_PARTS = ("pos_embed", "class_token")
-
-
-def build_image_tower(cfg: ImageTowerConfig) -> nn.Module:
-    """ConvNet or VisionTransformer from ``model.image``; has ``.output_dim``."""
-    if cfg.kind == "vit":
-        return VisionTransformer(
-            image_size=cfg.image_size,
-            patch_size=cfg.patch_size,
-            width=cfg.width,
-            depth=cfg.depth,
-            heads=cfg.heads,
-            mlp_ratio=cfg.mlp_ratio,
-            in_channels=cfg.in_channels,
-            pos_embed=cfg.pos_embed,
-            pool=cfg.pool,
-            final_ln=cfg.final_ln,
-        )
-    if cfg.kind == "convnet":
-        return ConvNet(
-            in_channels=cfg.in_channels,
-            width=cfg.width,
-            depth=cfg.depth,
-            final_ln=cfg.final_ln,
-            image_size=cfg.image_size,
-            stem_stride=cfg.stem_stride,
-            norm=cfg.norm,
-        )
-    from clipspace.config import ConfigError
-
-    raise ConfigError(f"config key 'model.image.kind': {cfg.kind!r}; allowed: convnet, vit")
-
-
-def build_text_tower(
-    cfg: TextTowerConfig, eot_id: int | None = DEFAULT_EOT_ID, pad_id: int = DEFAULT_PAD_ID
-) -> TextTransformer:
-    return TextTransformer(
-        vocab_size=cfg.vocab_size,
-        context_length=cfg.context_length,
-        width=cfg.width,
-        depth=cfg.depth,
-        heads=cfg.heads,
-        mlp_ratio=cfg.mlp_ratio,
-        final_ln=cfg.final_ln,
-        eot_id=eot_id,
-        pad_id=pad_id,
-    )
+#: Embedding tables that never get weight decay (besides every tensor with ndim < 2: biases,
+#: norm gains, class tokens, logit scale, alphas, curvature); clipspace's and transformers' names.
+EMBEDDING_TABLES = ("pos_embed", "token_embedding", "position_embedding", "class_token",
+                    "class_embedding")
 
 
 def uses_curvature(geometry: ModuleType) -> bool:
@@ -91,8 +43,8 @@ class ClipModel(nn.Module):
     """Image and text towers embedding into one geometry, with the training objective attached.
 
     Args:
-        config: a resolved ``Config``; ``model.name`` is expanded with ``apply_named`` and the
-            expanded copy is kept as ``self.config`` (save that one with checkpoints).
+        config: a resolved ``Config`` (its model section already holds the named shape; a copy
+            is kept as ``self.config``, saved with every checkpoint).
         eot_id: end-of-text token id used to pool the text tower (default 2: the MAD tokenizer's
             ``<end_of_text>``; pass ``tokenizer.eot_id`` for other tokenizers). Rows without it
             are pooled at their last non-pad token. ``None``: always the last non-pad token.
@@ -107,7 +59,6 @@ class ClipModel(nn.Module):
     ) -> None:
         super().__init__()
         cfg = copy.deepcopy(config)
-        cfg.model = apply_named(cfg.model)
         self.config = cfg
         g, lc, mc = cfg.geometry, cfg.loss, cfg.model
         self.geometry = get_geometry(g.name)
@@ -131,22 +82,8 @@ class ClipModel(nn.Module):
         )
         self.image_map = PointMap(self.geometry, mc.embed_dim, g.embed_scale, g.learn_alpha)
         self.text_map = PointMap(self.geometry, mc.embed_dim, g.embed_scale, g.learn_alpha)
-        self.objective = Objective(
-            self.geometry,
-            contrastive=lc.contrastive,
-            logit=lc.logit,
-            logit_scale=lc.logit_scale,
-            learn_logit_scale=lc.learn_logit_scale,
-            max_logit_scale=lc.max_logit_scale,
-            siglip_bias=lc.siglip_bias,
-            entail_weight=lc.entail_weight,
-            entail_min_radius=lc.entail_min_radius,
-            centroid_weight=lc.centroid_weight,
-            centroid_p=lc.centroid_p,
-            centroid_q=lc.centroid_q,
-            local_loss=lc.local_loss,
-            gather_with_grad=lc.gather_with_grad,
-        )
+        # LossConfig's fields are Objective's keyword arguments, one to one
+        self.objective = Objective(self.geometry, **dataclasses.asdict(lc))
 
     # --- encoders ------------------------------------------------------------------------------
 
@@ -214,44 +151,27 @@ class ClipModel(nn.Module):
         """Image-by-text score (B1, B2), larger = better (the objective's logit, unscaled)."""
         return self.objective.similarity(img_points, txt_points, self.curv())
 
-    # --- optimiser helpers ---------------------------------------------------------------------
+    # --- what the optimizer and the checkpoint need to know -----------------------------------
 
     def no_weight_decay_names(self) -> set[str]:
-        """Trainable parameters excluded from weight decay: every tensor with ndim < 2 (biases,
-        norm gains, class token, logit scale, alphas, curvature, SigLIP bias) and positional
-        embeddings (REFERENCE section 2)."""
+        """Trainable parameters without weight decay: every tensor with ndim < 2 (biases, norm
+        gains, class token, logit scale, alphas, curvature, SigLIP bias) and the embedding tables
+        (token and positional embeddings; docs/reference.md section 2). The optimizer's groups
+        are built from this set (``train.optim.param_groups``)."""
         return {
             name
             for name, p in self.named_parameters()
-            if p.requires_grad and (p.ndim < 2 or any(part in name for part in NO_DECAY_NAME_PARTS))
+            if p.requires_grad
+            and (p.ndim < 2 or any(part in EMBEDDING_TABLES for part in name.split(".")))
         }
 
-    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
-        """AdamW groups: [{"params": decayed, "weight_decay": wd}, {"params": rest, 0.0}].
-
-        Only parameters with ``requires_grad``; each group also carries "names"."""
-        skip = self.no_weight_decay_names()
-        decay, no_decay, decay_names, no_decay_names = [], [], [], []
-        for name, p in self.named_parameters():
-            if not p.requires_grad:
-                continue
-            if name in skip:
-                no_decay.append(p)
-                no_decay_names.append(name)
-            else:
-                decay.append(p)
-                decay_names.append(name)
-        return [
-            {"params": decay, "weight_decay": float(weight_decay), "names": decay_names},
-            {"params": no_decay, "weight_decay": 0.0, "names": no_decay_names},
-        ]
+    def weights_metadata(self) -> dict[str, str]:
+        """Stored in every weights file's header: the text tower's pooling ids."""
+        return {
+            "format": "clipspace",
+            "eot_id": "" if self.eot_id is None else str(self.eot_id),
+            "pad_id": str(self.pad_id),
+        }
 
 
-__all__ = [
-    "DEFAULT_EOT_ID",
-    "DEFAULT_PAD_ID",
-    "ClipModel",
-    "build_image_tower",
-    "build_text_tower",
-    "uses_curvature",
-]
+__all__ = ["DEFAULT_EOT_ID", "DEFAULT_PAD_ID", "EMBEDDING_TABLES", "ClipModel", "uses_curvature"]

@@ -1,184 +1,93 @@
-"""create_model: build a ClipModel from a Config, a preset name or a clipspace checkpoint.
+"""``create_model`` and ``load_model_and_tokenizer``: a ClipModel from a Config, a preset name,
+a clipspace run/checkpoint, or any format with a registered loader.
 
-Checkpoint layout written by training: ``<run>/config.json`` and
-``<run>/checkpoints/step_N/model.safetensors``. ``pretrained`` may point at the run directory
-(latest step), a step directory, or the ``.safetensors`` file; ``config.json`` is looked up next
-to the weights and then in up to three parent directories.
-
-Other checkpoint formats (Hugging Face CLIP, a later issue) plug in through
-``register_pretrained_loader(matcher, loader)``.
+Checkpoints follow ``clipspace.checkpoint`` (the one format, written by training and
+fine-tuning alike). Other formats plug in through ``register_pretrained_loader(matcher,
+loader)``; transformers CLIP directories (``models.hf_clip``) are registered here.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from clipspace.config import Config, ConfigError, load, resolve, set_value, validate
+from clipspace import checkpoint as ckpt
+from clipspace.config import (
+    PRESETS,
+    Config,
+    ConfigError,
+    apply_overrides,
+    load,
+    resolve,
+    save,
+    validate,
+)
+from clipspace.data.tokenizer import get_tokenizer
 from clipspace.errors import ClipspaceError
+from clipspace.models import hf_clip
 from clipspace.models.clip_model import DEFAULT_EOT_ID, DEFAULT_PAD_ID, ClipModel
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
-_STEP_RE = re.compile(r"^step_(\d+)$")
 _UNSET: Any = object()
 
-
-@dataclass
-class PretrainedFiles:
-    weights: Path
-    config: Path | None
-
-
-# --- extension hook ------------------------------------------------------------------------------
-
-#: (matcher(path) -> bool, loader(path, config_or_None, overrides, eot_id, pad_id) -> ClipModel)
-PretrainedLoader = Callable[[Path, "Config | None", dict[str, Any], Any, int], ClipModel]
-_LOADERS: list[tuple[Callable[[Path], bool], PretrainedLoader]] = []
+#: loader(path) -> ClipModel, for paths where matcher(path) is true
+PretrainedLoader = Callable[[Path], ClipModel]
+#: (matcher, loader) pairs tried in order before the clipspace format
+PRETRAINED_LOADERS: list[tuple[Callable[[Path], bool], PretrainedLoader]] = []
 
 
 def register_pretrained_loader(matcher: Callable[[Path], bool], loader: PretrainedLoader) -> None:
-    """Let another format (e.g. a Hugging Face CLIP directory) handle ``pretrained`` paths for
-    which ``matcher(path)`` is true; tried before the clipspace format, newest first."""
-    _LOADERS.insert(0, (matcher, loader))
+    """Let another format handle ``pretrained`` paths for which ``matcher(path)`` is true;
+    tried before the clipspace format, newest first."""
+    PRETRAINED_LOADERS.insert(0, (matcher, loader))
 
 
-# --- locating and reading checkpoints ------------------------------------------------------------
+register_pretrained_loader(lambda p: hf_clip.find_hf_base(p) is not None, hf_clip.load_hf_clip)
 
 
-def _latest_step(checkpoints: Path) -> Path | None:
-    steps = [
-        (int(m.group(1)), p)
-        for p in checkpoints.iterdir()
-        if p.is_dir() and (m := _STEP_RE.match(p.name)) and (p / WEIGHTS_NAME).is_file()
-    ]
-    return max(steps)[1] if steps else None
+# --- configs ------------------------------------------------------------------------------------
 
 
-def find_pretrained(path: str | Path) -> PretrainedFiles:
-    """Resolve ``path`` (run dir, step dir or .safetensors file) to weights + config.json."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise ClipspaceError(f"pretrained checkpoint not found: {p}")
-    if p.is_file():
-        if p.suffix != ".safetensors":
-            raise ClipspaceError(f"pretrained file {p} is not a .safetensors file")
-        weights = p
-    elif (p / WEIGHTS_NAME).is_file():
-        weights = p / WEIGHTS_NAME
-    elif (p / "checkpoints").is_dir() and (step := _latest_step(p / "checkpoints")) is not None:
-        weights = step / WEIGHTS_NAME
-    elif (step := _latest_step(p)) is not None:  # the checkpoints/ folder itself
-        weights = step / WEIGHTS_NAME
-    else:
-        raise ClipspaceError(
-            f"no {WEIGHTS_NAME} in {p} (nor in {p}/checkpoints/step_N/): not a clipspace run"
-        )
-    config = None
-    for parent in [weights.parent, *list(weights.parents)[1:4]]:
-        if (parent / CONFIG_NAME).is_file():
-            config = parent / CONFIG_NAME
-            break
-    return PretrainedFiles(weights=weights, config=config)
+def _dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k.replace("__", "."): v for k, v in overrides.items()}
 
 
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(state dict, metadata) of a safetensors file."""
-    from safetensors import safe_open
-
-    tensors: dict[str, torch.Tensor] = {}
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        for key in fh.keys():
-            tensors[key] = fh.get_tensor(key)
-    return tensors, dict(meta)
-
-
-def load_weights(model: ClipModel, path: str | Path, strict: bool = True) -> dict[str, str]:
-    """Load a safetensors state dict into ``model``; a mismatch names the offending keys."""
-    state, meta = read_weights(path)
-    try:
-        model.load_state_dict(state, strict=strict)
-    except RuntimeError as err:
-        raise ClipspaceError(
-            f"weights in {path} do not fit the configured model (check model.* in its "
-            f"config.json): {err}"
-        ) from None
-    return meta
-
-
-def weights_metadata(model: ClipModel) -> dict[str, str]:
-    """safetensors metadata stored with the weights (text-tower pooling ids)."""
-    return {
-        "format": "clipspace",
-        "eot_id": "" if model.eot_id is None else str(model.eot_id),
-        "pad_id": str(model.pad_id),
-    }
-
-
-def save_weights(model: ClipModel, path: str | Path) -> None:
-    """Write ``model.state_dict()`` as safetensors, atomically, with ``weights_metadata``."""
-    from safetensors.torch import save_file
-
-    from clipspace.io import atomic_save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = weights_metadata(model)
-    atomic_save(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
-
-
-def save_pretrained(model: ClipModel, directory: str | Path) -> Path:
-    """``directory/model.safetensors`` + ``directory/config.json`` (the expanded config)."""
-    from clipspace.config import save
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    save_weights(model, directory / WEIGHTS_NAME)
-    save(model.config, directory / CONFIG_NAME)
-    return directory
-
-
-# --- create_model --------------------------------------------------------------------------------
-
-
-def _apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    cfg = copy.deepcopy(cfg)
-    for key, value in overrides.items():
-        set_value(cfg, key.replace("__", "."), value)
-    validate(cfg)
-    return cfg
-
-
-def _config_from(config: Config | str | None, overrides: dict[str, Any]) -> Config:
+def config_from(config: Config | str | Path | None, overrides: dict[str, Any]) -> Config:
+    """A validated Config from a Config, a preset name, a config.json / .toml path or None
+    (the clip preset), with dotted ``overrides`` applied on top."""
+    over = _dotted(overrides)
     if config is None:
-        return resolve("clip", {k.replace("__", "."): v for k, v in overrides.items()})
+        return resolve("clip", over)
     if isinstance(config, Config):
-        return _apply_overrides(config, overrides)
+        cfg = apply_overrides(copy.deepcopy(config), over)
+        validate(cfg)
+        return cfg
     if isinstance(config, (str, Path)):
         text = str(config)
         if text.endswith(".json") and Path(text).is_file():
-            return _apply_overrides(load(text), overrides)
+            cfg = apply_overrides(load(text), over)
+            validate(cfg)
+            return cfg
         if text.endswith(".toml") and Path(text).is_file():
-            return resolve("clip", {k.replace("__", "."): v for k, v in overrides.items()}, text)
-        return resolve(text, {k.replace("__", "."): v for k, v in overrides.items()})
+            return resolve("clip", over, text)
+        return resolve(text, over)
     raise ConfigError(
         f"create_model: config must be a Config, a preset name or None, got {config!r}"
     )
 
 
-def _meta_ids(meta: dict[str, str], eot_id: Any, pad_id: Any) -> tuple[Any, int]:
+def _pooling_ids(meta: dict[str, str], eot_id: Any, pad_id: Any) -> tuple[int | None, int]:
+    """Text pooling ids: explicit arguments, else the weights' metadata, else MAD's (2, 0)."""
     if eot_id is _UNSET:
         raw = meta.get("eot_id", str(DEFAULT_EOT_ID))
         eot_id = int(raw) if raw else None
     if pad_id is _UNSET:
         pad_id = int(meta.get("pad_id", DEFAULT_PAD_ID))
     return eot_id, pad_id
+
+
+# --- create_model ---------------------------------------------------------------------------------
 
 
 def create_model(
@@ -194,8 +103,8 @@ def create_model(
     Args:
         config: a ``Config``; a preset name (``"meru"``), a ``config.json`` or ``.toml`` path; or
             None. With ``pretrained`` and no config, the checkpoint's own config.json is used.
-        pretrained: a clipspace run dir / step dir / ``.safetensors`` file (or any format with a
-            registered loader). Falls back to ``config.model.pretrained``.
+        pretrained: a clipspace run dir / step dir / ``.safetensors`` file, or a directory of a
+            registered format (transformers CLIP). Falls back to ``config.model.pretrained``.
         eot_id, pad_id: text pooling ids (default: from the checkpoint metadata, else 2 and 0,
             the MAD tokenizer's; see ``ClipModel``).
         **overrides: dotted config keys, e.g. ``**{"model.name": "mad-vit"}`` or
@@ -204,41 +113,67 @@ def create_model(
     if not pretrained and isinstance(config, Config) and config.model.pretrained:
         pretrained = config.model.pretrained
     if not pretrained:
-        cfg = _config_from(config, overrides)
-        e, p = _meta_ids({}, eot_id, pad_id)
-        return ClipModel(cfg, eot_id=e, pad_id=p)
-
+        e, p = _pooling_ids({}, eot_id, pad_id)
+        return ClipModel(config_from(config, overrides), eot_id=e, pad_id=p)
     path = Path(pretrained).expanduser()
-    from clipspace.models.hf_clip import register as register_hf  # HF CLIP dirs (lazy, idempotent)
-
-    register_hf()
-    for matcher, loader in _LOADERS:
+    for matcher, loader in PRETRAINED_LOADERS:
         if matcher(path):
-            base = None if config is None else _config_from(config, overrides)
-            return loader(path, base, overrides, eot_id, pad_id)
-    files = find_pretrained(path)
+            return loader(path)
+    files = ckpt.find_weights(path)
     if config is None:
         if files.config is None:
             raise ClipspaceError(
-                f"no {CONFIG_NAME} next to {files.weights} or in its parents: pass a config"
+                f"no {ckpt.CONFIG_NAME} next to {files.weights} or in its parents: pass a config"
             )
-        cfg = _apply_overrides(load(files.config), overrides)
+        cfg = config_from(files.config.as_posix(), overrides)
     else:
-        cfg = _config_from(config, overrides)
-    from safetensors import safe_open
-
-    with safe_open(str(files.weights), framework="pt") as fh:
-        meta = dict(fh.metadata() or {})
-    e, p = _meta_ids(meta, eot_id, pad_id)
+        cfg = config_from(config, overrides)
+    e, p = _pooling_ids(ckpt.read_metadata(files.weights), eot_id, pad_id)
     model = ClipModel(cfg, eot_id=e, pad_id=p)
-    load_weights(model, files.weights)
+    ckpt.load_weights(model, files.weights)
     model.config.model.pretrained = str(files.weights)
     return model
 
 
+def load_model_and_tokenizer(source: str | Path) -> tuple[ClipModel, Any]:
+    """A model and the tokenizer it was trained with: a clipspace run / checkpoint (its
+    ``tokenizer.json``, next to it or up to three parents up) or a transformers directory (its
+    own tokenizer). A preset name gives an untrained model and no tokenizer."""
+    src = Path(source).expanduser()
+    if not src.exists():
+        if str(source) in PRESETS:
+            return create_model(str(source)), None
+        raise ClipspaceError(f"{source}: no such run, checkpoint, model directory or preset")
+    model = create_model(pretrained=str(src))
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        path = ckpt.find_near(src, ckpt.TOKENIZER_NAME)
+        tok = None if path is None else get_tokenizer(path, context_length=model.context_length)
+    return model, tok
+
+
+# --- saving ---------------------------------------------------------------------------------------
+
+
+def save_weights(model: ClipModel, path: str | Path) -> Path:
+    """``model``'s weights as safetensors with its metadata (``checkpoint.write_weights``)."""
+    return ckpt.write_weights(model, path)
+
+
+def save_pretrained(model: ClipModel, directory: str | Path) -> Path:
+    """``directory/model.safetensors`` + ``directory/config.json`` (the expanded config)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ckpt.write_weights(model, directory / ckpt.WEIGHTS_NAME)
+    save(model.config, directory / ckpt.CONFIG_NAME)
+    return directory
+
+
 def describe(model: ClipModel) -> dict[str, Any]:
     """Small JSON-able summary: parameter counts per tower and the geometry."""
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    def count(module: Any) -> int:
+        return sum(p.numel() for p in module.parameters())
+
     return {
         "model": model.config.model.name,
         "geometry": model.config.geometry.name,
@@ -249,12 +184,11 @@ def describe(model: ClipModel) -> dict[str, Any]:
 
 
 __all__ = [
-    "PretrainedFiles",
+    "PRETRAINED_LOADERS",
+    "config_from",
     "create_model",
     "describe",
-    "find_pretrained",
-    "load_weights",
-    "read_weights",
+    "load_model_and_tokenizer",
     "register_pretrained_loader",
     "save_pretrained",
     "save_weights",

@@ -33,8 +33,18 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from clipspace.checkpoint import find_weights, load_weights
 from clipspace.config import Config, resolve, set_value
+from clipspace.data.transforms import (
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    Compose,
+    Normalize,
+    ToRGB,
+    ToTensor,
+)
 from clipspace.errors import ClipspaceError
+from clipspace.io import atomic_dir
 from clipspace.models.clip_model import ClipModel
 
 HF_BASE = "hf_base"
@@ -280,15 +290,6 @@ def hf_preprocess(spec: dict[str, Any], image_size: int = 224) -> Callable[[Any]
 
     Built from clipspace.data.transforms' ``Compose``/``ToRGB``/``ToTensor``/``Normalize`` plus
     transformers-exact resize/crop rounding (``HFResize``/``HFCenterCrop``)."""
-    from clipspace.data.transforms import (
-        OPENAI_CLIP_MEAN,
-        OPENAI_CLIP_STD,
-        Compose,
-        Normalize,
-        ToRGB,
-        ToTensor,
-    )
-
     steps: list[Callable[[Any], Any]] = [ToRGB()]
     if spec.get("do_resize", True):
         steps.append(HFResize(_hw(spec.get("size"), image_size), spec.get("resample", 3)))
@@ -438,9 +439,7 @@ def load_hf_clip(path: str | Path, with_tokenizer: bool = True) -> HFClipModel:
         preprocess=read_preprocess(base, int(hf.config.vision_config.image_size)), tokenizer=tok,
     )
     if not is_base:
-        from clipspace.models.factory import find_pretrained, load_weights
-
-        files = find_pretrained(p)
+        files = find_weights(p)
         load_weights(model, files.weights)
         model.config.model.pretrained = str(files.weights)
     return model.eval()
@@ -450,12 +449,6 @@ def load_pretrained(path: str | Path) -> tuple[HFClipModel, HFTokenizer | None, 
     """(model, tokenizer, preprocess) of an HF directory or fine-tuning run."""
     model = load_hf_clip(path)
     return model, model.tokenizer, model.preprocess
-
-
-def _loader(path: Path, config: Config | None, overrides: dict[str, Any], eot_id: Any,
-            pad_id: Any) -> ClipModel:
-    """``factory.register_pretrained_loader`` entry; the HF checkpoint fixes the config."""
-    return load_hf_clip(path)
 
 
 def copy_side_files(src: str | Path, dst: str | Path) -> Path:
@@ -476,8 +469,6 @@ def save_hf(model: HFClipModel, out_dir: str | Path) -> Path:
             "save_hf: only models loaded from a Hugging Face CLIP can be exported (clipspace's "
             "own towers have no transformers equivalent)"
         )
-    from clipspace.io import atomic_dir
-
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, overwrite=True) as tmp:
         if model.source and Path(model.source).is_dir():
@@ -486,14 +477,6 @@ def save_hf(model: HFClipModel, out_dir: str | Path) -> Path:
             model.tokenizer.save(tmp)
         model.to_hf().save_pretrained(str(tmp))
     return out_dir
-
-
-def register() -> None:
-    """Plug ``load_hf_clip`` into ``create_model(pretrained=...)`` (idempotent)."""
-    from clipspace.models import factory
-
-    if not any(loader is _loader for _, loader in factory._LOADERS):
-        factory.register_pretrained_loader(lambda p: find_hf_base(p) is not None, _loader)
 
 
 __all__ = [
@@ -510,6 +493,5 @@ __all__ = [
     "load_hf_clip",
     "load_pretrained",
     "read_preprocess",
-    "register",
     "save_hf",
 ]

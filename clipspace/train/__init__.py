@@ -1,20 +1,17 @@
-"""Training: ``train(config, resume=None, overwrite=False, hooks=None) -> run dir``.
-
-Modules: ``loop`` (the loop), ``optim`` (AdamW groups, warmup-cosine, clipping), ``accumulation``
-(gradient-cached micro-batches), ``checkpoint`` (atomic step_<N> dirs, RNG capture),
-``distributed`` (torchrun init, gradient averaging), ``logger`` (metrics.jsonl, TensorBoard).
+"""Training: one engine (``engine``: the step, logging, hooks, checkpoints) and its two jobs,
+``train`` (contrastive training, ``loop``) and ``finetune`` (text-tower Radial Embedding /
+entailment-cone fine-tuning). ``state`` (train state, RNG), ``rundir`` (run directory),
+``optim`` (AdamW groups from the model's no-decay set, warmup-cosine, clipping),
+``accumulation`` (gradient-cached micro-batches), ``distributed`` (torchrun, gradient
+averaging), ``hooks`` (validation loss, ``--eval-every`` suites + gap), ``logger``.
 """
 
-from __future__ import annotations
+from clipspace.train.engine import Engine, Hook, Job
+from clipspace.train.finetune import finetune
+from clipspace.train.hooks import EvalHook, ValLossHook
+from clipspace.train.loop import train
+from clipspace.train.rundir import RunExistsError
+from clipspace.train.state import TrainState
 
-from typing import Any
-
-__all__ = ["train", "RunExistsError", "ValLossHook"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from clipspace.train import loop
-
-        return getattr(loop, name)
-    raise AttributeError(f"module 'clipspace.train' has no attribute {name!r}")
+__all__ = ["Engine", "EvalHook", "Hook", "Job", "RunExistsError", "TrainState", "ValLossHook",
+           "finetune", "train"]

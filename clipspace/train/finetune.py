@@ -1,5 +1,5 @@
 """Text-tower fine-tuning of a pretrained CLIP: Radial Embedding (RE) and the entailment-cone (EC)
-baseline (REFERENCE.md section 3; Alper & Averbuch-Elor, "Emergent Visual-Semantic Hierarchies
+baseline (docs/reference.md section 3; Alper & Averbuch-Elor, "Emergent Visual-Semantic Hierarchies
 in Image-Text Representations", ECCV 2024).
 
 Per step, on a batch of B chains (positives p1..p4 generic -> specific, sibling negatives n1..n4):
@@ -28,7 +28,6 @@ import copy
 import json
 import math
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from clipspace import checkpoint as ckpt
 from clipspace import config as C
 from clipspace.config import Config, ConfigError
-from clipspace.data.chains import Chain
+from clipspace.data.chains import Chain, mad_chains
+from clipspace.data.hierarcaps import read_hierarcaps_train
 from clipspace.errors import ClipspaceError, DataError
+from clipspace.io import atomic_write_text
 from clipspace.losses.radial import entailment_cone_finetune_loss, radial_loss
-from clipspace.train import checkpoint as ckpt
+from clipspace.models import load_model_and_tokenizer
+from clipspace.models.hf_clip import HFClipModel, copy_side_files, find_hf_base, save_hf
 from clipspace.train.distributed import DistInfo
-from clipspace.train.logger import MetricsLogger
-from clipspace.train.optim import WarmupCosine, build_optimizer, clip_gradients
+from clipspace.train.engine import Engine, Job
+from clipspace.train.loop import autocast_factory, pick_device
+from clipspace.train.optim import WarmupCosine, build_optimizer
+from clipspace.train.rundir import begin, choose_run_dir, run_name
+from clipspace.train.state import TrainState, restore_rng, seed_everything
 
 Tokenizer = Callable[[Sequence[str]], Tensor]
 #: sections taken from the loaded model, not from the fine-tuning config
@@ -62,48 +68,10 @@ def load_chains(data: str, seed: int = 0) -> list[Chain]:
     if not sep or not path:
         raise DataError(f"fine-tuning data {data!r} must be hierarcaps:TRAIN_CSV or mad:DIR")
     if kind == "hierarcaps":
-        from clipspace.data.hierarcaps import read_hierarcaps_train
-
         return read_hierarcaps_train(path)
     if kind == "mad":
-        from clipspace.data.chains import mad_chains
-
         return mad_chains(path, split="train", seed=seed)
     raise DataError(f"fine-tuning data {data!r}: scheme {kind!r} not supported (hierarcaps, mad)")
-
-
-def find_tokenizer(path: str | Path) -> Path | None:
-    """tokenizer.json in ``path`` (or its directory) or up to three parents (run / step dirs)."""
-    p = Path(path)
-    start = p if p.is_dir() else p.parent
-    for d in [start, *list(start.parents)[:3]]:
-        if (d / "tokenizer.json").is_file():
-            return d / "tokenizer.json"
-    return None
-
-
-def load_model_and_tokenizer(source: str | Path) -> tuple[nn.Module, Tokenizer]:
-    """A clipspace run / checkpoint or an HF CLIP directory, with its tokenizer."""
-    from clipspace.models import create_model
-    from clipspace.models.hf_clip import find_hf_base
-
-    src = Path(source).expanduser()
-    if not src.exists():
-        raise ClipspaceError(f"--model {src}: no such run, checkpoint or Hugging Face directory")
-    model = create_model(pretrained=str(src))
-    tok = getattr(model, "tokenizer", None)
-    if tok is None and find_hf_base(src) is not None:
-        from clipspace.models.hf_clip import get_hf_tokenizer
-
-        tok = get_hf_tokenizer(src, model.context_length)
-    if tok is None:
-        path = find_tokenizer(src)
-        if path is None:
-            raise ClipspaceError(f"--model {src}: no tokenizer.json next to the checkpoint")
-        from clipspace.data.tokenizer import get_tokenizer
-
-        tok = get_tokenizer(path, context_length=model.context_length)
-    return model, tok
 
 
 def merged_config(model: nn.Module, config: Config) -> Config:
@@ -198,10 +166,9 @@ def finetune_loss(
 # ---- run directory ------------------------------------------------------------------------------
 
 
-def _write_side_files(run_dir: Path, model: nn.Module, tokenizer: Any, source: str) -> None:
-    """config.json is written by the caller; here: tokenizer.json and, for HF models, hf_base."""
-    from clipspace.models.hf_clip import HFClipModel, copy_side_files, find_hf_base
-
+def write_side_files(run_dir: Path, model: nn.Module, tokenizer: Any, source: str) -> None:
+    """tokenizer.json and, for transformers models, ``hf_base`` (config, tokenizer and
+    preprocessor files of the source directory, no weights)."""
     if isinstance(model, HFClipModel):
         base = find_hf_base(source) if source else None
         base = base or (Path(model.source) if model.source else None)
@@ -210,12 +177,47 @@ def _write_side_files(run_dir: Path, model: nn.Module, tokenizer: Any, source: s
         if base.resolve() != (run_dir / "hf_base").resolve():
             copy_side_files(base, run_dir / "hf_base")
         if (base / "tokenizer.json").is_file():
-            shutil.copy2(base / "tokenizer.json", run_dir / "tokenizer.json")
+            shutil.copy2(base / "tokenizer.json", run_dir / ckpt.TOKENIZER_NAME)
     elif hasattr(tokenizer, "save"):
-        tokenizer.save(run_dir / "tokenizer.json")
+        tokenizer.save(run_dir / ckpt.TOKENIZER_NAME)
 
 
-# ---- the loop -----------------------------------------------------------------------------------
+def _model_and_tokenizer(
+    source: str | Path | nn.Module, tokenizer: Tokenizer | None
+) -> tuple[nn.Module, Any, str]:
+    if isinstance(source, nn.Module):
+        tok = tokenizer or getattr(source, "tokenizer", None)
+        if tok is None:
+            raise ClipspaceError("finetune(model object, ...) needs tokenizer=")
+        return source, tok, str(getattr(source, "source", "") or "")
+    model, tok = load_model_and_tokenizer(source)
+    if tokenizer is None and tok is None:
+        raise ClipspaceError(f"--model {source}: no tokenizer.json next to the checkpoint")
+    return model, tokenizer or tok, str(source)
+
+
+def chain_job(cfg: Config, model: nn.Module, frozen: nn.Module, tok: Tokenizer,
+              chains: list[Chain], device: torch.device, run_dir: Path) -> Job:
+    """One permutation of the chains per epoch from (run.seed, epoch); the step is the RE / EC
+    loss of ``data.batch_size`` chains."""
+    batch, autocast = cfg.data.batch_size, autocast_factory(cfg, device)
+
+    def batches(epoch: int, skip: int):
+        order = np.random.default_rng([cfg.run.seed, epoch]).permutation(len(chains))
+        for pos in range(skip, math.ceil(len(chains) / batch)):
+            yield [chains[i] for i in order[pos * batch : (pos + 1) * batch]]
+
+    def step(picked: list[Chain]) -> dict[str, Any]:
+        with autocast():
+            out = finetune_loss(model, frozen, tok, picked, cfg, device)
+        out["loss"].backward()
+        return {k: v.detach() for k, v in out.items()}
+
+    return Job(name=f"finetune {run_dir.name}", batches=batches, step=step,
+               samples_per_step=batch, empty_error=f"{cfg.data.train!r} has no chains")
+
+
+# ---- the job ------------------------------------------------------------------------------------
 
 
 def finetune(
@@ -245,164 +247,56 @@ def finetune(
     ``metrics.jsonl`` and ``checkpoints/step_N``; ``create_model(pretrained=<run>)`` reloads it.
     """
     C.validate(config)
-    source = ""
-    if isinstance(model_dir_or_model, nn.Module):
-        model = model_dir_or_model
-        source = str(getattr(model, "source", "") or "")
-        tok = tokenizer or getattr(model, "tokenizer", None)
-        if tok is None:
-            raise ClipspaceError("finetune(model object, ...) needs tokenizer=")
-    else:
-        source = str(model_dir_or_model)
-        model, tok = load_model_and_tokenizer(source)
-        tok = tokenizer or tok
+    model, tok, source = _model_and_tokenizer(model_dir_or_model, tokenizer)
     cfg = merged_config(model, config)
     cfg.data.train = data
-    from clipspace.train.loop import autocast_factory, pick_device, prepare_run_dir, wipe_run_dir
-
     device = pick_device(cfg)
-    autocast = autocast_factory(cfg, device)
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     chains = load_chains(data, cfg.run.seed)
-    batch = cfg.data.batch_size
-    per_epoch = math.ceil(len(chains) / batch)
-    total = int(steps) if steps > 0 else per_epoch * cfg.finetune.epochs
-    cfg.optim.steps = total
+    per_epoch = math.ceil(len(chains) / cfg.data.batch_size)
+    cfg.optim.steps = int(steps) if steps > 0 else per_epoch * cfg.finetune.epochs
     if resume == "latest" and not cfg.run.name:
         raise ConfigError("--resume latest needs a run name (config key 'run.name' / --name)")
-    if not cfg.run.name:
-        cfg.run.name = f"finetune-{cfg.finetune.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-    info1 = DistInfo()  # fine-tuning runs in one process
-    run_dir, checkpoint = prepare_run_dir(cfg, resume, overwrite, info1)
+    cfg.run.name = run_name(cfg, f"finetune-{cfg.finetune.method}")
+    info = DistInfo()  # fine-tuning runs in one process
+    run_dir, checkpoint = choose_run_dir(cfg, resume, overwrite, info)
 
-    ckpt.seed_everything(cfg.run.seed)
+    seed_everything(cfg.run.seed)
     model = model.to(device).eval()
     frozen = FrozenText(model).to(device)  # the original weights, also when resuming
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    params = freeze_all_but_text(model)
+    freeze_all_but_text(model)
     optimizer = build_optimizer(model, cfg.optim)
-    schedule = WarmupCosine(optimizer, cfg.optim)
+    state = TrainState(model, optimizer, WarmupCosine(optimizer, cfg.optim))
+    rng = None if checkpoint is None else state.restore(ckpt.load_checkpoint(checkpoint, model))
 
-    step = 0
-    rng_state = None
-    if checkpoint is not None:
-        state = ckpt.load_checkpoint(checkpoint, model)
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
-        step = int(state["step"])
-        rng_state = state.get("rng")
+    def side_files(d: Path) -> None:
+        write_side_files(d, model, tok, source)
+        info_json = {"source": source, "data": data, "method": cfg.finetune.method,
+                     "chains": len(chains), "steps": cfg.optim.steps, "steps_per_epoch": per_epoch,
+                     "trainable": trainable_names(model)[:4] + ["..."]}
+        atomic_write_text(d / INFO_NAME, json.dumps(info_json, indent=2) + "\n")
 
-    if overwrite and checkpoint is None:
-        wipe_run_dir(run_dir, info1)  # only now: every input above has been checked
-    run_dir.mkdir(parents=True, exist_ok=True)
-    C.save(cfg, run_dir / "config.json")
-    _write_side_files(run_dir, model, tok, source)
-    from clipspace.io import atomic_write_text
-
-    info = {"source": source, "data": data, "method": cfg.finetune.method,
-            "chains": len(chains), "steps": total, "steps_per_epoch": per_epoch,
-            "trainable": trainable_names(model)[:4] + ["..."]}
-    atomic_write_text(run_dir / INFO_NAME, json.dumps(info, indent=2) + "\n")
-    logger = MetricsLogger(run_dir, tensorboard=cfg.run.tensorboard)
-    logger.truncate_after(step)
-    if rng_state is not None:
-        ckpt.restore_rng(rng_state)
-
-    def save(at: int) -> None:
-        logger.flush()
-        state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                 "epoch": at // per_epoch, "consumed": at % per_epoch, "world_size": 1}
-        ckpt.save_checkpoint(run_dir, at, model, state, keep_last=cfg.run.keep_last)
-
-    bar = None
-    if cfg.run.progress and step < total:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=step, desc=f"finetune {run_dir.name}", unit="step")
-    order: np.ndarray | None = None
-    order_epoch = -1
-    while step < total:
-        epoch, pos = divmod(step, per_epoch)
-        if epoch != order_epoch:
-            order = np.random.default_rng([cfg.run.seed, epoch]).permutation(len(chains))
-            order_epoch = epoch
-        assert order is not None
-        picked = [chains[i] for i in order[pos * batch : (pos + 1) * batch]]
-        with autocast():
-            out = finetune_loss(model, frozen, tok, picked, cfg, device)
-        out["loss"].backward()
-        grad_norm = clip_gradients(params, cfg.optim.grad_clip)
-        lr = schedule.apply()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        schedule.step()
-        step += 1
-        metrics = {k: float(v.detach()) for k, v in out.items()}
-        if not math.isfinite(metrics["loss"]):
-            raise FloatingPointError(f"non-finite fine-tuning loss at step {step}")
-        metrics.update(lr=lr, grad_norm=grad_norm, epoch=epoch)
-        logger.log(step, metrics)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-        if cfg.run.log_every > 0 and step % cfg.run.log_every == 0:
-            logger.flush()
-        if cfg.run.save_every > 0 and step % cfg.run.save_every == 0 and step < total:
-            save(step)
-    if bar is not None:
-        bar.close()
-    save(step)
-    logger.close()
-    if export_hf:
-        from clipspace.models.hf_clip import HFClipModel, save_hf
-
-        if isinstance(model, HFClipModel):
-            save_hf(model, run_dir / "hf")
+    logger = begin(run_dir, cfg, info, wipe=overwrite and checkpoint is None, step=state.step,
+                   write_side_files=side_files)
+    if rng is not None:
+        restore_rng(rng)
+    Engine(state, cfg, info, run_dir, logger).run(
+        chain_job(cfg, model, frozen, tok, chains, device, run_dir))
+    if export_hf and isinstance(model, HFClipModel):
+        save_hf(model, run_dir / "hf")
     for n, p in model.named_parameters():
         p.requires_grad_(flags[n])
     return run_dir
 
 
-def evaluate_model(
-    model: nn.Module,
-    tokenizer: Tokenizer,
-    data: str,
-    image_dir: str | None = None,
-    suites: Sequence[str] = ("retrieval", "hierarchy"),
-    split: str = "test",
-    max_samples: int = 0,
-    device: str = "cpu",
-    progress: bool = True,
-) -> dict[str, Any]:
-    """``clipspace.eval.evaluate`` of ``model``; a ``hierarcaps:CSV[::IMAGES]`` spec uses the
-    model's own ``preprocess`` (HF checkpoints) when it has one."""
-    from clipspace.eval import evaluate
-
-    dataset: Any = data
-    kind, _, path = data.partition(":")
-    if kind == "hierarcaps" and getattr(model, "preprocess", None) is not None:
-        from clipspace.data.hierarcaps import HierarCapsImages
-
-        if "::" in path and image_dir is None:
-            path, image_dir = path.split("::", 1)
-        dataset = HierarCapsImages(path, image_dir, transform=model.preprocess)
-    out = evaluate(model, dataset, suites=list(suites), tokenizer=tokenizer, split=split,
-                   max_samples=max_samples, device=device, progress=progress,
-                   image_dir=image_dir)
-    out["data"] = data
-    return out
-
-
 __all__ = [
     "FrozenText",
-    "evaluate_model",
     "finetune",
     "finetune_loss",
-    "find_tokenizer",
     "freeze_all_but_text",
     "load_chains",
-    "load_model_and_tokenizer",
     "merged_config",
     "trainable_names",
 ]

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from clipspace.errors import ClipspaceError
 from clipspace.io import atomic_write_text
 
 
@@ -86,8 +87,17 @@ class MetricsLogger:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All records of ``<run>/metrics.jsonl``."""
+    """All records of ``<run>/metrics.jsonl``; a bad line is an error naming the file and line
+    (a torn last line of a killed run is dropped on resume, see ``truncate_after``)."""
     path = Path(run_dir) / "metrics.jsonl"
+    rows: list[dict[str, Any]] = []
     if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return rows
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ClipspaceError(f"{path}:{lineno}: invalid JSON: {err.msg}") from None
+    return rows

@@ -1,8 +1,9 @@
 """AdamW with decay only on weight matrices, warmup-then-cosine learning rate, gradient clipping.
 
-REFERENCE.md section 2: AdamW (betas (0.9, 0.98), eps 1e-6, wd 0.2) with no weight decay on gains,
-biases, logit scale, alphas and curvature; linear warmup then cosine decay. Embedding tables,
-positional embeddings and class tokens are also excluded (as MERU and most CLIP code do).
+docs/reference.md section 2: AdamW (betas (0.9, 0.98), eps 1e-6, wd 0.2) with no weight decay
+on gains, biases, logit scale, alphas and curvature; linear warmup then cosine decay. Which
+parameters skip decay is the model's declaration (``ClipModel.no_weight_decay_names``:
+also the token/positional embedding tables and class tokens).
 """
 
 from __future__ import annotations
@@ -15,48 +16,25 @@ from torch import nn
 
 from clipspace.config import OptimConfig
 
-# substrings of a parameter's dotted name that mean "never decay"
-NO_DECAY_KEYS: tuple[str, ...] = (
-    "bias",
-    "norm",
-    "ln_",
-    ".ln",
-    "bn",
-    "logit_scale",
-    "alpha",
-    "curv",
-    "pos_embed",
-    "positional",
-    "cls_token",
-    "class_embed",
-    "token_embed",
-    "tok_embed",
-    "siglip_bias",
-)
-
-
-def decays(name: str, param: torch.Tensor) -> bool:
-    """True if weight decay applies: a >= 2-dim tensor whose name has no NO_DECAY_KEYS entry."""
-    if param.ndim < 2:
-        return False
-    lowered = name.lower()
-    return not any(key in lowered for key in NO_DECAY_KEYS)
-
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two AdamW groups: decayed weight matrices and everything else (wd 0)."""
-    model_skip: set[str] = set()
-    if hasattr(model, "no_weight_decay_names"):  # ClipModel's own list, united with ours
-        model_skip = set(model.no_weight_decay_names())
-    decay, no_decay = [], []
+    """Two AdamW groups of the trainable parameters: decayed, and the model's
+    ``no_weight_decay_names()`` (wd 0). The model owns the rule; a module without that method
+    exempts every tensor with ndim < 2. Each group carries its parameter "names"."""
+    declared = getattr(model, "no_weight_decay_names", None)
+    skip = set(declared()) if callable(declared) else {
+        n for n, p in model.named_parameters() if p.ndim < 2}
+    groups: dict[str, dict[str, Any]] = {
+        "decay": {"params": [], "names": [], "weight_decay": float(weight_decay),
+                  "group": "decay"},
+        "no_decay": {"params": [], "names": [], "weight_decay": 0.0, "group": "no_decay"},
+    }
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        keep = decays(name, param) and name not in model_skip
-        (decay if keep else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay, "group": "decay"}]
-    groups.append({"params": no_decay, "weight_decay": 0.0, "group": "no_decay"})
-    return [g for g in groups if g["params"]]
+        if param.requires_grad:
+            group = groups["no_decay" if name in skip else "decay"]
+            group["params"].append(param)
+            group["names"].append(name)
+    return [g for g in groups.values() if g["params"]]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:

@@ -21,7 +21,7 @@ from clipspace.data.build import (
 from clipspace.data.collate import Collate
 from clipspace.data.mad import MADDataset
 from clipspace.data.tokenizer import train_tokenizer
-from tests.data.test_mad_dataset import write_mad
+from tests.helpers.mad import write_mad
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,9 @@ from clipspace.data.captions import (
     vocabulary,
 )
 from clipspace.errors import DataError
+from tests.helpers.mad import random_labels
 
 LABELS = {"digit": 3, "stroke": 2, "swelling": 1, "fracture": 0, "scale": 1, "colour": 1}
-
-
-def random_labels(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = {"digit": rng.integers(10, size=n)}
-    for s in S.ATTRIBUTE_SLOTS:
-        out[s] = rng.integers(len(S.VALUES[s]), size=n)
-    return out
 
 
 def test_caption_words_and_parse() -> None:

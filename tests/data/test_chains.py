@@ -10,8 +10,7 @@ from clipspace.data import mad_schema as S
 from clipspace.data.captions import parse_caption
 from clipspace.data.chains import Chain, chains_from_labels, entails, mad_chains
 from clipspace.data.mad import MADDataset
-from tests.data.test_captions import random_labels
-from tests.data.test_mad_dataset import write_mad
+from tests.helpers.mad import random_labels, write_mad
 
 
 def test_entails() -> None:

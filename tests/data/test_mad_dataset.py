@@ -1,9 +1,9 @@
-"""MADDataset on a tiny MAD directory written here (no dependency on the generator)."""
+"""MADDataset on a tiny MAD directory written by hand (``tests.helpers.mad.write_mad``: no
+dependency on the generator), and once on the generated tiny MAD."""
 
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 from pathlib import Path
 
@@ -15,30 +15,7 @@ from clipspace.data import mad_schema as S
 from clipspace.data.captions import parse_caption
 from clipspace.data.mad import MADDataset
 from clipspace.errors import DataError
-
-
-def write_mad(root: Path, n_digits: int = 4, test_digits: int = 1, seed: int = 0) -> Path:
-    """A MAD-layout directory: each source digit in all 24 combos, random images and colours."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    combos = list(itertools.product(*(range(len(S.VALUES[s])) for s in S.COMBO_SLOTS)))
-    rows = []
-    for src in range(n_digits):
-        digit = int(rng.integers(10))
-        split = "test" if src >= n_digits - test_digits else "train"
-        for combo in combos:
-            colour = int(rng.integers(len(S.VALUES["colour"])))
-            rows.append([len(rows), split, src, digit, *combo, colour])
-    images = rng.integers(0, 256, size=(len(rows), 28, 28, 3), dtype=np.uint8)
-    np.save(root / "images.npy", images)
-    with open(root / "metadata.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(S.METADATA_COLUMNS)
-        w.writerows(rows)
-    manifest = {"format": S.FORMAT, "version": S.VERSION, "source": "fixture", "seed": seed,
-                "counts": {"images": len(rows)}}
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root
+from tests.helpers.mad import TINY_MAD_LIMIT, write_mad
 
 
 @pytest.fixture()
@@ -136,15 +113,14 @@ def test_bad_metadata(tmp_path: Path) -> None:
         MADDataset(write_mad(tmp_path / "notest", n_digits=1, test_digits=0), split="test")
 
 
-def test_generated_directory(tmp_path: Path) -> None:
-    """End to end with the real generator (skipped until mad_generate.py exists)."""
-    gen = pytest.importorskip("clipspace.data.mad_generate")
+def test_generated_directory(tiny_mad: Path) -> None:
+    """End to end with the real generator (the shared tiny MAD of tests/conftest.py)."""
     from clipspace.data.chains import mad_chains
     from clipspace.data.tokenizer import get_tokenizer
 
-    root = gen.generate_mad(tmp_path / "mad", limit=50, progress=False)
+    root = tiny_mad
     train, test = MADDataset(root), MADDataset(root, split="test")
-    assert len(train) + len(test) == 50 * 24 and len(test) > 0
+    assert len(train) + len(test) == TINY_MAD_LIMIT * 24 and len(test) > 0
     tok = get_tokenizer(root)
     texts = train.captions()
     assert [tok.decode(r) for r in tok(texts[:50])] == texts[:50]

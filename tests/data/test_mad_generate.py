@@ -12,14 +12,11 @@ import pytest
 from clipspace.data import mad_generate as G
 from clipspace.data import mad_schema as S
 from clipspace.data.mnist import load_mnist
+from tests.helpers.mad import TINY_MAD_LIMIT
 
-LIMIT = 20
-
-
-@pytest.fixture(scope="module")
-def mad_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("mad") / "mad"
-    return G.generate_mad(out, limit=LIMIT, seed=0, progress=False)
+# the layout tests read the shared tiny MAD (tests/conftest.py: ``tiny_mad``, generated with
+# seed 0 from LIMIT embedded digits)
+LIMIT = TINY_MAD_LIMIT
 
 
 def _rows(root: Path) -> list[dict[str, str]]:
@@ -27,10 +24,10 @@ def _rows(root: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_layout_manifest_and_metadata_agree(mad_dir: Path) -> None:
-    manifest = json.loads((mad_dir / "manifest.json").read_text())
-    images = np.load(mad_dir / "images.npy", mmap_mode="r")
-    rows = _rows(mad_dir)
+def test_layout_manifest_and_metadata_agree(tiny_mad: Path) -> None:
+    manifest = json.loads((tiny_mad / "manifest.json").read_text())
+    images = np.load(tiny_mad / "images.npy", mmap_mode="r")
+    rows = _rows(tiny_mad)
     n = LIMIT * G.N_VARIANTS
     assert images.shape == (n, 28, 28, 3) and images.dtype == np.uint8
     assert list(rows[0]) == list(S.METADATA_COLUMNS) and len(rows) == n
@@ -51,12 +48,12 @@ def test_layout_manifest_and_metadata_agree(mad_dir: Path) -> None:
         assert int(block[0]["digit"]) == src_labels[int(block[0]["source"])]
         combos = [tuple(int(r[s]) for s in S.COMBO_SLOTS) for r in block]
         assert combos == list(G.COMBOS)
-    assert (mad_dir / "tokenizer.json").is_file()
+    assert (tiny_mad / "tokenizer.json").is_file()
     import os
 
     umask = os.umask(0)
     os.umask(umask)
-    assert mad_dir.stat().st_mode & 0o777 == 0o777 & ~umask  # not left at mkdtemp's 0700
+    assert tiny_mad.stat().st_mode & 0o777 == 0o777 & ~umask  # not left at mkdtemp's 0700
 
 
 def test_split_is_stratified_and_exact() -> None:
@@ -68,16 +65,16 @@ def test_split_is_stratified_and_exact() -> None:
     assert not np.array_equal(test, G.split_digits(labels, 0.2, seed=4))
 
 
-def test_tokenizer_covers_caption_words(mad_dir: Path) -> None:
+def test_tokenizer_covers_caption_words(tiny_mad: Path) -> None:
     tok_mod = pytest.importorskip("clipspace.data.tokenizer")
-    tok = tok_mod.get_tokenizer(mad_dir / "tokenizer.json")
+    tok = tok_mod.get_tokenizer(tiny_mad / "tokenizer.json")
     text = "thinning-3-red-small-swelling-unbroken"
     assert tok.decode(tok.encode(text)).strip() == text
 
 
-def test_colours_match_labels(mad_dir: Path) -> None:
-    images = np.load(mad_dir / "images.npy")
-    colours = np.array([int(r["colour"]) for r in _rows(mad_dir)])
+def test_colours_match_labels(tiny_mad: Path) -> None:
+    images = np.load(tiny_mad / "images.npy")
+    colours = np.array([int(r["colour"]) for r in _rows(tiny_mad)])
     assert len(np.unique(colours)) >= 5  # drawn per sample
     names = S.VALUES["colour"]
     for ci, name in enumerate(names):
@@ -159,16 +156,6 @@ def test_interrupted_run_leaves_nothing_complete(
         G.generate_mad(tmp_path / "m", limit=2, progress=False)
     assert not (tmp_path / "m").exists()
     assert not list(tmp_path.rglob("manifest.json")) and not list(tmp_path.rglob("images.npy"))
-
-
-def test_cli_data_mad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from clipspace.cli import main
-
-    out = tmp_path / "cli"
-    assert main(["data", "mad", "--out", str(out), "--limit", "2", "--no-progress"]) == 0
-    assert "48 images" in capsys.readouterr().out
-    assert main(["data", "mad", "--out", str(out), "--limit", "2", "--no-progress"]) == 2
-    assert main(["data", "mad", "--out", str(tmp_path / "x"), "--mnist", str(tmp_path / "no")]) == 2
 
 
 def test_killed_run_leaves_no_complete_looking_directory(tmp_path: Path) -> None:

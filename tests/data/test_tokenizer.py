@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clipspace.data.captions import CaptionPlan, vocabulary
+from clipspace.data.captions import vocabulary
 from clipspace.data.tokenizer import (
     Tokenizer,
     end_positions,
@@ -19,15 +17,7 @@ from clipspace.data.tokenizer import (
     train_tokenizer,
 )
 from clipspace.errors import DataError
-
-
-def mad_corpus(n: int = 400) -> list[str]:
-    rng = np.random.default_rng(0)
-    labels = {"digit": rng.integers(10, size=n), "stroke": rng.integers(3, size=n),
-              "swelling": rng.integers(2, size=n), "fracture": rng.integers(2, size=n),
-              "scale": rng.integers(2, size=n), "colour": rng.integers(7, size=n)}
-    plan = CaptionPlan.draw(n, num_attrs=5, seed=1)
-    return [plan.text(i, labels) for i in range(n)]
+from tests.helpers.mad import mad_corpus
 
 
 @pytest.fixture(scope="module")
@@ -108,23 +98,3 @@ def test_bad_files(tmp_path: Path) -> None:
     bad.write_text('{"model": 3}')
     with pytest.raises(DataError, match="bad.json"):
         get_tokenizer(bad)
-
-
-def test_cli_train(tmp_path: Path) -> None:
-    from clipspace.cli import main
-
-    lines = tmp_path / "caps.txt"
-    lines.write_text("\n".join(mad_corpus(100)) + "\n")
-    table = tmp_path / "caps.csv"
-    table.write_text("id,title\n" + "".join(f"{i},{c}\n" for i, c in
-                                            zip(itertools.count(), mad_corpus(50))))
-    out = tmp_path / "tok" / "tokenizer.json"
-    assert main(["tokenizer", "train", "--input", str(lines), str(table), "--column", "title",
-                 "--out", str(out), "--context-length", "20"]) == 0
-    t = get_tokenizer(out)
-    assert t.context_length == 20 and t.decode(t.encode("7-cyan")) == "7-cyan"
-    assert len(t.encode("thickening")) == 3
-    assert main(["tokenizer", "train", "--input", str(table), "--column", "nope",
-                 "--out", str(out)]) == 2
-    assert main(["tokenizer", "train", "--input", str(tmp_path / "missing.txt"),
-                 "--out", str(out)]) == 2

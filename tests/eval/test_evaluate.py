@@ -12,6 +12,7 @@ pytest.importorskip("clipspace.data.mad")
 from clipspace.analysis.embeddings_io import read_arrays  # noqa: E402
 from clipspace.eval import evaluate, save_embeddings  # noqa: E402
 from clipspace.eval.retrieval import caption_groups, recall_at_k  # noqa: E402
+from tests.helpers.mad import TINY_MAD_TEST_IMAGES  # noqa: E402
 
 
 def test_evaluate_all_suites(tiny_mad) -> None:
@@ -20,7 +21,7 @@ def test_evaluate_all_suites(tiny_mad) -> None:
     res = evaluate(model, f"mad:{tiny_mad}", batch_size=8, progress=False,
                    probe_keys=("digit",))
     json.dumps(res)  # JSON-serialisable
-    assert res["n"] == 20
+    assert res["n"] == TINY_MAD_TEST_IMAGES
     zs = res["zeroshot"]
     assert set(zs) >= {"digit", "colour", "stroke", "mean_top1"}
     assert all(0.0 <= zs[k]["top1"] <= 1.0 for k in ("digit", "colour"))
@@ -30,7 +31,7 @@ def test_evaluate_all_suites(tiny_mad) -> None:
     assert 0 <= res["linear_probe"]["digit"]["accuracy"] <= 1
     h = res["hierarchy"]
     assert 0 <= h["precision"] <= 1 and 0 <= h["recall"] <= 1 and -1 <= h["tau_d"] <= 1
-    assert h["candidates"] <= 4 * 20 and len(h["traversals"]) == 3
+    assert h["candidates"] <= 4 * TINY_MAD_TEST_IMAGES and len(h["traversals"]) == 3
     assert len(h["root_dist_by_level"]) == 4
 
 
@@ -48,7 +49,7 @@ def test_save_embeddings_consistent_with_evaluate(tiny_mad, tmp_path) -> None:
     out = save_embeddings(model, f"mad:{tiny_mad}", tmp_path / "emb.npz", batch_size=8,
                           progress=False)
     arr = read_arrays(out)
-    assert arr["image"].shape == (20, arr["text"].shape[1])
+    assert arr["image"].shape == (TINY_MAD_TEST_IMAGES, arr["text"].shape[1])
     assert set(arr) >= {"digit", "colour", "caption_id", "caption_words"}
     res = evaluate(model, f"mad:{tiny_mad}", suites=["retrieval"], batch_size=8, progress=False)
     ids = arr["caption_id"]

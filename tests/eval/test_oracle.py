@@ -55,6 +55,29 @@ class Oracle:
         return a @ b.T
 
 
+def unique_true_share(root) -> float:
+    """Share of (test image, level) pairs whose chain caption is the only candidate caption of
+    that level that is true of the image (candidates: every test chain caption), computed from
+    the labels alone."""
+    from clipspace.data.chains import mad_chains
+
+    ds = MADDataset(root, split="test")
+    chains = mad_chains(ds)
+    by_level: dict[int, list[dict]] = {}
+    for text in {c for ch in chains for c in ch.positive}:
+        parsed = parse_caption(text)
+        by_level.setdefault(len(parsed), []).append(parsed)
+    unique, total = 0, 0
+    for ch in chains:
+        labels = {k: int(ds.labels[k][ch.index]) for k in S.LABEL_KEYS}
+        for text in ch.positive:
+            level = len(parse_caption(text))
+            true = [c for c in by_level[level] if all(labels[k] == v for k, v in c.items())]
+            unique += len(true) == 1
+            total += 1
+    return unique / total
+
+
 def test_oracle_scores_perfectly(tiny_mad) -> None:
     model = Oracle(tiny_mad)
     res = evaluate(model, f"mad:{tiny_mad}", batch_size=7, progress=False,
@@ -66,7 +89,14 @@ def test_oracle_scores_perfectly(tiny_mad) -> None:
     h = res["hierarchy"]
     assert h["tau_d"] == 1.0 and h["spearman_text"] == pytest.approx(1.0, abs=1e-9)
     # below 1: another image's chain caption naming other true labels of this image ties with
-    # the image's own chain caption (MAD has several valid chains per image)
-    assert h["recall"] > 0.6 and h["precision"] > 0.6
+    # the image's own chain caption (MAD has several valid chains per image; in the generated
+    # tiny MAD the 24 variants of a digit share most labels, so ties are common). Where the
+    # image's own chain caption is the only true caption of its level among the candidates, the
+    # oracle must predict it: recall and precision are at least the share of such (image, level)
+    # pairs (0.373 on the tiny MAD, where the oracle scores 0.576).
+    floor = unique_true_share(tiny_mad)
+    assert 0.3 < floor < 1.0, floor  # the bound is neither vacuous nor trivially 1
+    assert h["recall"] >= floor and h["precision"] >= floor
+    assert h["recall"] > 0.5 and h["precision"] > 0.5
     assert h["root_dist_by_level"] == pytest.approx(list(np.sqrt([1, 2, 3, 4])))
     assert res["linear_probe"]["colour"]["accuracy"] >= 0.5

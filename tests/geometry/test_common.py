@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from clipspace.geometry import GEOMETRIES, euclidean, get_geometry, lorentz, sphere
-
-from ._helpers import PROPS, dtypes, randn, seeds
+from tests.helpers.geometry import PROPS, dtypes, randn, seeds
 
 NAMES = [
     "exp_map0", "log_map0", "pairwise_inner", "pairwise_dist", "pairwise_sqdist", "dist",

@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clipspace.geometry import euclidean as E
-
-from ._helpers import PROPS, TOL, dims, dtypes, log_scales, randn, seeds
+from tests.helpers.geometry import PROPS, TOL, dims, dtypes, log_scales, randn, seeds
 
 
 @PROPS

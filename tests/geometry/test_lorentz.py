@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from clipspace.geometry import euclidean as E
 from clipspace.geometry import lorentz as L
-
-from ._helpers import FEW, PROPS, TOL, curvs, dims, dtypes, lorentz_time, randn, seeds
+from tests.helpers.geometry import FEW, PROPS, TOL, curvs, dims, dtypes, lorentz_time, randn, seeds
 
 
 def tangent(seed: int, n: int, d: int, c: float, rmax: float, dtype: torch.dtype, rmin=0.0):

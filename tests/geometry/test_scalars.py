@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from clipspace.geometry import euclidean, lorentz, sphere
 from clipspace.geometry.scalars import Curvature, EmbedScale, LogitScale, PointMap
-
-from ._helpers import FEW
+from tests.helpers.geometry import FEW
 
 
 @FEW

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from clipspace.geometry import euclidean as E
 from clipspace.geometry import sphere as S
-
-from ._helpers import PROPS, TOL, dtypes, log_scales, randn, seeds
+from tests.helpers.geometry import PROPS, TOL, dtypes, log_scales, randn, seeds
 
 
 @PROPS

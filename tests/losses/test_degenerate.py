@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tests.losses.cases import CASES
+from tests.helpers.losses import CASES
 
 D = 8
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from clipspace.geometry import get_geometry
 from clipspace.losses import LOGIT_KINDS, infonce, pairwise_logits, siglip
-from tests.losses.cases import CASES
+from tests.helpers.losses import CASES
 
 torch.manual_seed(0)
 

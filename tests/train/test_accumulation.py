@@ -15,12 +15,12 @@ from clipspace.models import create_model
 from clipspace.train import train
 from clipspace.train.accumulation import accumulated_step, plain_step
 from clipspace.train.checkpoint import load_weights
-from tests.train.conftest import tiny_config
+from tests.helpers.configs import tiny_config
 
 
-def _batch(cfg, mad_dir: Path, n: int) -> dict:
+def _batch(cfg, tiny_mad: Path, n: int) -> dict:
     ds = build_dataset(cfg.data.train, cfg.data, "train")
-    tok = get_tokenizer(mad_dir, context_length=cfg.model.text.context_length)
+    tok = get_tokenizer(tiny_mad, context_length=cfg.model.text.context_length)
     return Collate(tok)([ds[i] for i in range(n)])
 
 
@@ -29,11 +29,11 @@ def _grads(model) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("preset", ["clip", "meru", "atmg"])
-def test_accumulated_gradients_equal_big_batch(preset: str, mad_dir: Path, tmp_path: Path) -> None:
+def test_accumulated_gradients_equal_big_batch(preset: str, tiny_mad: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    cfg = tiny_config(preset, mad_dir, tmp_path)
+    cfg = tiny_config(preset, tiny_mad, tmp_path)
     model = create_model(cfg)
-    batch = _batch(cfg, mad_dir, 24)
+    batch = _batch(cfg, tiny_mad, 24)
     out_big = plain_step(model, batch["image"], batch["text"], contextlib.nullcontext)
     big = _grads(model)
     model.zero_grad(set_to_none=True)
@@ -49,13 +49,13 @@ def test_accumulated_gradients_equal_big_batch(preset: str, mad_dir: Path, tmp_p
         torch.testing.assert_close(acc[name], big[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_accumulated_training_matches(mad_dir: Path, tmp_path: Path) -> None:
+def test_accumulated_training_matches(tiny_mad: Path, tmp_path: Path) -> None:
     runs = {}
     for k in (1, 4):
-        cfg = tiny_config("meru", mad_dir, tmp_path, name=f"k{k}", optim__steps=3,
+        cfg = tiny_config("meru", tiny_mad, tmp_path, name=f"k{k}", optim__steps=3,
                           optim__accum_steps=k)
         runs[k] = train(cfg)
-    cfg = tiny_config("meru", mad_dir, tmp_path)
+    cfg = tiny_config("meru", tiny_mad, tmp_path)
     a, b = create_model(cfg), create_model(cfg)
     load_weights(a, runs[1] / "checkpoints" / "step_3")
     load_weights(b, runs[4] / "checkpoints" / "step_3")

@@ -8,7 +8,7 @@ from PIL import Image
 
 from clipspace.errors import DataError
 from clipspace.train import train
-from tests.train.conftest import tiny_config
+from tests.helpers.configs import tiny_config
 
 
 def _write_csv(root, n_good: int, n_bad: int):
@@ -25,11 +25,11 @@ def _write_csv(root, n_good: int, n_bad: int):
     return root / "train.tsv"
 
 
-def test_csv_training_reports_bad_images(tmp_path, mad_dir, capsys):
+def test_csv_training_reports_bad_images(tmp_path, tiny_mad, capsys):
     csv = _write_csv(tmp_path, n_good=60, n_bad=1)
     cfg = tiny_config(
-        "clip", mad_dir, tmp_path / "runs", data__train=f"csv:{csv}",
-        data__tokenizer=str(mad_dir / "tokenizer.json"), data__batch_size=16,
+        "clip", tiny_mad, tmp_path / "runs", data__train=f"csv:{csv}",
+        data__tokenizer=str(tiny_mad / "tokenizer.json"), data__batch_size=16,
         data__max_bad_fraction=0.05, optim__steps=8,
     )
     run = train(cfg)
@@ -38,11 +38,11 @@ def test_csv_training_reports_bad_images(tmp_path, mad_dir, capsys):
     assert "b0.png" in err or "bad" in err.lower()  # the epoch summary names the skipped file
 
 
-def test_csv_training_stops_above_bad_fraction(tmp_path, mad_dir):
+def test_csv_training_stops_above_bad_fraction(tmp_path, tiny_mad):
     csv = _write_csv(tmp_path, n_good=30, n_bad=10)
     cfg = tiny_config(
-        "clip", mad_dir, tmp_path / "runs", data__train=f"csv:{csv}",
-        data__tokenizer=str(mad_dir / "tokenizer.json"), data__batch_size=8,
+        "clip", tiny_mad, tmp_path / "runs", data__train=f"csv:{csv}",
+        data__tokenizer=str(tiny_mad / "tokenizer.json"), data__batch_size=8,
         data__max_bad_fraction=0.01, optim__steps=20,
     )
     with pytest.raises(DataError, match="bad"):

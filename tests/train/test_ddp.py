@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from clipspace import config as C
 from clipspace.train.logger import read_metrics
-from tests.train.conftest import tiny_config
+from tests.helpers.configs import tiny_config
 
 
 def _free_port() -> int:
@@ -33,13 +33,13 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict) -> None:
 
 
 @pytest.mark.parametrize("preset", ["meru"])
-def test_two_process_gloo_matches_one_process(preset: str, mad_dir: Path, tmp_path: Path) -> None:
+def test_two_process_gloo_matches_one_process(preset: str, tiny_mad: Path, tmp_path: Path) -> None:
     steps = 5
-    single = tiny_config(preset, mad_dir, tmp_path, name="single", optim__steps=steps)
+    single = tiny_config(preset, tiny_mad, tmp_path, name="single", optim__steps=steps)
     from clipspace.train import train
 
     train(single)
-    ddp = tiny_config(preset, mad_dir, tmp_path, name="ddp", optim__steps=steps)
+    ddp = tiny_config(preset, tiny_mad, tmp_path, name="ddp", optim__steps=steps)
     mp.spawn(_worker, args=(2, _free_port(), C.to_dict(ddp)), nprocs=2, join=True)
     one = [r for r in read_metrics(tmp_path / "single") if "loss" in r]
     two = [r for r in read_metrics(tmp_path / "ddp") if "loss" in r]

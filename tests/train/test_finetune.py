@@ -1,8 +1,8 @@
-"""Radial Embedding / entailment-cone fine-tuning: loss wiring, frozen parameters, root, CLI."""
+"""Radial Embedding / entailment-cone fine-tuning: loss wiring, frozen parameters, root (the
+``clipspace finetune`` command is tested in tests/cli/test_finetune.py)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -14,32 +14,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("transformers")
 
-from clipspace.config import FINETUNE_PRESETS, resolve  # noqa: E402
-from clipspace.data.chains import Chain  # noqa: E402
-from tests.models.test_hf_clip import make_tiny_hf_clip, random_image  # noqa: E402
-
-CHAINS = [
-    Chain(["a dog", "a small dog", "a small brown dog", "a small brown dog on grass"],
-          ["a cat", "a big dog", "a small black dog", "a small brown dog on a bed"]),
-    Chain(["a car", "a red car", "a red car parked", "a red car parked by the road"],
-          ["a bird", "a blue car", "a red car moving", "a red car parked in a garage"]),
-    Chain(["a cat", "a black cat", "a black cat sleeping", "a black cat sleeping on a bed"],
-          ["a dog", "a white cat", "a black cat eating", "a black cat sleeping on grass"]),
-]
-
-
-def ft_config(method: str = "re", **extra: object):
-    over = dict(FINETUNE_PRESETS[method])
-    over.update({"run.progress": False, "run.tensorboard": False, "optim.lr": 1e-3,
-                 "data.batch_size": 2})
-    over.update(extra)
-    return resolve("clip", over)
-
-
-@pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    corpus = [c for ch in CHAINS for c in (*ch.positive, *ch.negative)]
-    return make_tiny_hf_clip(tmp_path_factory.mktemp("ft") / "tiny-clip", corpus)
+from tests.helpers.finetune import CHAINS, ft_config, write_train_csv  # noqa: E402
 
 
 def _xi(r: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -48,14 +23,14 @@ def _xi(r: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.acos((a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)))
 
 
-def test_step_loss_matches_direct_recomputation(hf_dir: Path) -> None:
+def test_step_loss_matches_direct_recomputation(finetune_hf_clip: Path) -> None:
     import transformers
 
     from clipspace.losses.radial import radial_loss
     from clipspace.models.hf_clip import load_pretrained
     from clipspace.train.finetune import FrozenText, finetune_loss
 
-    model, tok, _ = load_pretrained(hf_dir)
+    model, tok, _ = load_pretrained(finetune_hf_clip)
     frozen = FrozenText(model)
     with torch.no_grad():  # move the trainable model away from the frozen copy
         for p in model.text_proj.parameters():
@@ -63,7 +38,8 @@ def test_step_loss_matches_direct_recomputation(hf_dir: Path) -> None:
     cfg = ft_config("re", **{"finetune.lambda_p": 3.0, "finetune.lambda_m": 0.5})
     out = finetune_loss(model, frozen, tok, CHAINS, cfg)
 
-    ref = transformers.CLIPModel.from_pretrained(str(hf_dir)).eval()  # the original weights
+    # the original weights
+    ref = transformers.CLIPModel.from_pretrained(str(finetune_hf_clip)).eval()
     with torch.no_grad():
         emb = {}
         for ch in CHAINS:
@@ -100,11 +76,11 @@ def test_step_loss_matches_direct_recomputation(hf_dir: Path) -> None:
     assert model.text_proj.weight.grad.abs().sum() > 0
 
 
-def test_ec_method_uses_cone_loss(hf_dir: Path) -> None:
+def test_ec_method_uses_cone_loss(finetune_hf_clip: Path) -> None:
     from clipspace.models.hf_clip import load_pretrained
     from clipspace.train.finetune import FrozenText, finetune_loss
 
-    model, tok, _ = load_pretrained(hf_dir)
+    model, tok, _ = load_pretrained(finetune_hf_clip)
     out = finetune_loss(model, FrozenText(model), tok, CHAINS, ft_config("ec"))
     assert {"loss_pos", "loss_neg", "loss_p"} <= set(out)
     assert out["loss_p"].item() == pytest.approx(0.0, abs=1e-6)  # untouched model
@@ -112,44 +88,15 @@ def test_ec_method_uses_cone_loss(hf_dir: Path) -> None:
         (out["loss_pos"] + out["loss_neg"]).item(), abs=1e-6)
 
 
-def _write_train_csv(path: Path) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["positive", "negative"])
-        for ch in CHAINS * 3:
-            w.writerow([" => ".join(ch.positive), " => ".join(ch.negative)])
-    return path
-
-
-def _write_test_csv(root: Path) -> tuple[Path, Path]:
-    images = root / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    csv_path = root / "test.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "captions", "image_url"])
-        for i, ch in enumerate(CHAINS):
-            name = f"COCO_val2014_{i:012d}.png"
-            random_image(40, 48, seed=i).save(images / name)
-            w.writerow([str(i), " => ".join(ch.positive), f"http://x/val2014/{name}"])
-    return csv_path, images
-
-
-def _state(run_dir: Path) -> dict[str, torch.Tensor]:
-    from clipspace.models import create_model
-
-    return {k: v.clone() for k, v in create_model(pretrained=str(run_dir)).state_dict().items()}
-
-
-def test_only_text_parameters_change_and_root_moves(hf_dir: Path, tmp_path: Path) -> None:
+def test_only_text_parameters_change_and_root_moves(finetune_hf_clip: Path, tmp_path: Path) -> None:
     from clipspace.models import create_model
     from clipspace.models.hf_clip import get_hf_tokenizer
     from clipspace.train.finetune import finetune
 
-    before = create_model(pretrained=str(hf_dir)).eval()
+    before = create_model(pretrained=str(finetune_hf_clip)).eval()
     cfg = ft_config("re", **{"run.output_dir": str(tmp_path), "run.name": "ft"})
-    run_dir = finetune(hf_dir, cfg, f"hierarcaps:{_write_train_csv(tmp_path / 'train.csv')}",
-                       steps=3)
+    train_csv = write_train_csv(tmp_path / "train.csv")
+    run_dir = finetune(finetune_hf_clip, cfg, f"hierarcaps:{train_csv}", steps=3)
     after = create_model(pretrained=str(run_dir)).eval()
     sb, sa = before.state_dict(), after.state_dict()
     assert sb.keys() == sa.keys()
@@ -158,7 +105,7 @@ def test_only_text_parameters_change_and_root_moves(hf_dir: Path, tmp_path: Path
     assert all(k.startswith(("text.", "text_proj.")) for k in changed), changed
     assert any(k.startswith("text_proj.") for k in changed)
     assert any(k.startswith("text.") for k in changed)
-    tok = get_hf_tokenizer(hf_dir)
+    tok = get_hf_tokenizer(finetune_hf_clip)
     with torch.no_grad():
         r0, r1 = before.encode_text(tok([""])), after.encode_text(tok([""]))
     assert not torch.allclose(r0, r1, atol=1e-6)  # the root moved with the text tower
@@ -185,7 +132,7 @@ def test_clipspace_model_object_only_text_changes(tmp_path: Path) -> None:
     start = {k: v.clone() for k, v in model.state_dict().items()}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     cfg = ft_config("re", **{"run.output_dir": str(tmp_path), "run.name": "own"})
-    run_dir = finetune(model, cfg, f"hierarcaps:{_write_train_csv(tmp_path / 't.csv')}",
+    run_dir = finetune(model, cfg, f"hierarcaps:{write_train_csv(tmp_path / 't.csv')}",
                        steps=2, tokenizer=tok)
     end = model.state_dict()
     changed = [k for k in start if not torch.equal(start[k], end[k])]
@@ -193,48 +140,6 @@ def test_clipspace_model_object_only_text_changes(tmp_path: Path) -> None:
     assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
     reloaded = create_model(pretrained=str(run_dir))
     assert all(torch.equal(reloaded.state_dict()[k], end[k]) for k in end)
-
-
-def test_cli_finetune_eval_and_resume(hf_dir: Path, tmp_path: Path) -> None:
-    from clipspace.cli import main
-
-    train_csv = _write_train_csv(tmp_path / "train.csv")
-    test_csv, images = _write_test_csv(tmp_path / "hc")
-    common = ["finetune", "re", "--model", str(hf_dir), "--data", f"hierarcaps:{train_csv}",
-              "--output-dir", str(tmp_path / "runs"), "--set", "optim.lr=1e-3",
-              "--batch-size", "2", "--no-progress", "--set", "run.tensorboard=false"]
-    assert main([*common, "--name", "full", "--steps", "5"]) == 0
-    assert main([*common, "--name", "part", "--steps", "3", "--eval", f"hierarcaps:{test_csv}",
-                 "--image-dir", str(images)]) == 0
-    part = tmp_path / "runs" / "part"
-    assert (part / "checkpoints" / "step_3" / "model.safetensors").is_file()
-    res = json.loads((part / "eval.json").read_text())
-    for key in ("precision", "recall", "tau_d"):
-        assert 0.0 <= res["hierarchy"][key] <= 1.0 or key == "tau_d"
-        assert math.isfinite(res["hierarchy"][key])
-    assert "i2t_r1" in res["retrieval"]
-    # an existing run is never replaced silently
-    assert main([*common, "--name", "part", "--steps", "3"]) == 2
-    # resume to 5 steps == the uninterrupted 5-step run, bit for bit
-    assert main([*common, "--name", "part", "--steps", "5", "--resume", "latest"]) == 0
-    full, resumed = _state(tmp_path / "runs" / "full"), _state(part)
-    assert all(torch.equal(full[k], resumed[k]) for k in full)
-    steps = [json.loads(x)["step"] for x in (part / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4, 5]
-    # the evaluation command of clipspace reads the fine-tuned run directly
-    out = tmp_path / "e.json"
-    assert main(["eval", str(part), "--data", f"hierarcaps:{test_csv}", "--image-dir",
-                 str(images), "--suite", "hierarchy", "--no-progress", "--out", str(out)]) == 0
-    assert "tau_d" in json.loads(out.read_text())["hierarchy"]
-
-
-def test_bad_data_spec_is_exit_2(hf_dir: Path, tmp_path: Path) -> None:
-    from clipspace.cli import main
-
-    assert main(["finetune", "re", "--model", str(hf_dir), "--data", "csv:x.csv",
-                 "--output-dir", str(tmp_path), "--no-progress"]) == 2
-    assert main(["finetune", "re", "--model", str(hf_dir), "--data",
-                 f"hierarcaps:{tmp_path / 'missing.csv'}", "--output-dir", str(tmp_path)]) == 2
 
 
 def test_load_chains_rejects_bad_specs(tmp_path: Path) -> None:
@@ -245,7 +150,7 @@ def test_load_chains_rejects_bad_specs(tmp_path: Path) -> None:
         load_chains("no-scheme")
     with pytest.raises(ClipspaceError, match="not supported"):
         load_chains(f"wds:{tmp_path}/x.tar")
-    chains = load_chains(f"hierarcaps:{_write_train_csv(tmp_path / 'c.csv')}")
+    chains = load_chains(f"hierarcaps:{write_train_csv(tmp_path / 'c.csv')}")
     assert len(chains) == 3 * len(CHAINS)
     assert chains[0].positive == CHAINS[0].positive
     assert np.all([len(c.negative) == 4 for c in chains])

@@ -10,12 +10,12 @@ import pytest
 
 from clipspace.train import train
 from clipspace.train.logger import read_metrics
-from tests.train.conftest import tiny_config
+from tests.helpers.configs import tiny_config
 
 
 @pytest.mark.parametrize("preset", ["clip", "euclip", "meru", "atmg"])
-def test_preset_trains(preset: str, mad_dir: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(preset, mad_dir, tmp_path, optim__steps=30)
+def test_preset_trains(preset: str, tiny_mad: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(preset, tiny_mad, tmp_path, optim__steps=30)
     run = train(cfg)
     records = [r for r in read_metrics(run) if "loss" in r]
     assert [r["step"] for r in records] == list(range(1, 31))
@@ -35,7 +35,7 @@ def test_preset_trains(preset: str, mad_dir: Path, tmp_path: Path) -> None:
     assert (run / "checkpoints" / "step_30" / "model.safetensors").is_file()
 
 
-def test_bf16_on_cpu_and_validation_hook(mad_dir: Path, tmp_path: Path) -> None:
+def test_bf16_on_cpu_and_validation_hook(tiny_mad: Path, tmp_path: Path) -> None:
     calls: list[int] = []
 
     def hook(model, step, run_dir):
@@ -44,8 +44,8 @@ def test_bf16_on_cpu_and_validation_hook(mad_dir: Path, tmp_path: Path) -> None:
         return {"hook/metric": float(step)}
 
     cfg = tiny_config(
-        "meru", mad_dir, tmp_path, optim__steps=4, run__precision="bf16", run__eval_every=2,
-        data__val=f"mad:{mad_dir}",
+        "meru", tiny_mad, tmp_path, optim__steps=4, run__precision="bf16", run__eval_every=2,
+        data__val=f"mad:{tiny_mad}",
     )
     run = train(cfg, hooks=[hook])
     records = read_metrics(run)
@@ -57,15 +57,15 @@ def test_bf16_on_cpu_and_validation_hook(mad_dir: Path, tmp_path: Path) -> None:
     assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
 
 
-def test_torch_compile_matches_eager(mad_dir: Path, tmp_path: Path) -> None:
+def test_torch_compile_matches_eager(tiny_mad: Path, tmp_path: Path) -> None:
     """run.compile=true (torch.compile, inductor on CPU) trains the same model as eager mode:
     same losses within float32 tolerance over a few steps."""
     import shutil
 
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("torch.compile on CPU needs a C compiler")
-    eager = train(tiny_config("meru", mad_dir, tmp_path, name="eager", optim__steps=3))
-    compiled = train(tiny_config("meru", mad_dir, tmp_path, name="compiled", optim__steps=3,
+    eager = train(tiny_config("meru", tiny_mad, tmp_path, name="eager", optim__steps=3))
+    compiled = train(tiny_config("meru", tiny_mad, tmp_path, name="compiled", optim__steps=3,
                                  run__compile=True))
     a = [r["loss"] for r in read_metrics(eager) if "loss" in r]
     b = [r["loss"] for r in read_metrics(compiled) if "loss" in r]

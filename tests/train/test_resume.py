@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from clipspace.train import train
 from clipspace.train.checkpoint import list_checkpoints
 from clipspace.train.logger import read_metrics
-from tests.train.conftest import TINY, tiny_config
+from tests.helpers.configs import TINY, set_flags, tiny_config
 
 
 def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
@@ -43,11 +43,11 @@ def _crash_at(step: int):
     return hook
 
 
-def test_resume_after_crash_is_bit_identical(mad_dir: Path, tmp_path: Path) -> None:
+def test_resume_after_crash_is_bit_identical(tiny_mad: Path, tmp_path: Path) -> None:
     # 480 train samples / 32 = 15 batches per epoch: the run crosses an epoch boundary
     common = dict(optim__steps=20, run__save_every=4, run__eval_every=1, run__keep_last=2)
-    ref = train(tiny_config("meru", mad_dir, tmp_path, name="ref", **common))
-    cfg = tiny_config("meru", mad_dir, tmp_path, name="crash", **common)
+    ref = train(tiny_config("meru", tiny_mad, tmp_path, name="ref", **common))
+    cfg = tiny_config("meru", tiny_mad, tmp_path, name="crash", **common)
     with pytest.raises(_Crash):
         train(cfg, hooks=[_crash_at(14)])  # last checkpoint: step 12 (consumed 12 of epoch 0)
     assert [s for s, _ in list_checkpoints(tmp_path / "crash")] == [8, 12]
@@ -61,13 +61,13 @@ def test_resume_after_crash_is_bit_identical(mad_dir: Path, tmp_path: Path) -> N
     assert [r["loss"] for r in read_metrics(run) if "loss" in r] == ref_loss
 
 
-def test_resume_after_sigkill_is_bit_identical(mad_dir: Path, tmp_path: Path) -> None:
+def test_resume_after_sigkill_is_bit_identical(tiny_mad: Path, tmp_path: Path) -> None:
     steps = 60
     args = [
-        "--preset", "clip", "--data", f"mad:{mad_dir}", "--output-dir", str(tmp_path),
+        "--preset", "clip", "--data", f"mad:{tiny_mad}", "--output-dir", str(tmp_path),
         "--steps", str(steps), "--batch-size", "32", "--lr", "3e-3", "--warmup", "2",
         "--save-every", "3",
-        *[x for k, v in TINY.items() for x in ("--set", f"{k}={v}")],
+        *set_flags(TINY),
         "--set", "run.threads=1", "--set", "run.progress=false",
         "--set", "run.tensorboard=false", "--set", "run.keep_last=0",
     ]

@@ -1,12 +1,9 @@
-"""Shared fixtures: a tiny MAD directory (30 MNIST digits x 24 variants) and tiny configs."""
+"""Tiny model and run configurations for training tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import pytest
-import torch
 
 from clipspace.config import Config, resolve
 
@@ -28,12 +25,9 @@ TINY: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="session")
-def mad_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from clipspace.data.mad_generate import generate_mad
-
-    out = tmp_path_factory.mktemp("mad") / "mad"
-    return generate_mad(out, limit=30, progress=False)
+def set_flags(overrides: dict[str, Any]) -> list[str]:
+    """``--set key=value`` command-line flags for dotted ``overrides`` (e.g. ``TINY``)."""
+    return [x for k, v in overrides.items() for x in ("--set", f"{k}={v}")]
 
 
 def tiny_config(preset: str, mad: Path, out: Path, name: str = "run", **over: Any) -> Config:
@@ -54,10 +48,3 @@ def tiny_config(preset: str, mad: Path, out: Path, name: str = "run", **over: An
     })
     overrides.update({k.replace("__", "."): v for k, v in over.items()})
     return resolve(preset, overrides)
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)

@@ -1,4 +1,5 @@
-"""`clipspace analyze` on files the test writes: JSON equals the library functions."""
+"""`clipspace analyze` on files the test writes (JSON equals the library functions) and on a
+run's embeddings of the tiny MAD."""
 
 import json
 
@@ -10,6 +11,7 @@ from clipspace.analysis.gap import gap_stats
 from clipspace.analysis.moad import moad
 from clipspace.analysis.neighbourhood import neighbourhood_test
 from clipspace.cli import main
+from tests.helpers.mad import TINY_MAD_TEST_IMAGES
 
 
 @pytest.fixture()
@@ -73,3 +75,12 @@ def test_analyze_bad_file_exit_2(files, capsys, tmp_path) -> None:
                  str(d / "txt.pt")])
     assert code == 2
     assert "digit" in capsys.readouterr().err
+
+
+def test_cli_analyze_from_run(tiny_mad, capsys) -> None:
+    code = main(["analyze", "gap", "--run", "clip", "--data", f"mad:{tiny_mad}"])
+    assert code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == TINY_MAD_TEST_IMAGES and 0 <= res["rmg"] <= 1
+    code = main(["analyze", "gap", "--run", "clip"])
+    assert code == 2

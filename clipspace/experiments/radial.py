@@ -2,10 +2,10 @@
 
 1. a CLIP (preset ``clip``, model ``mad-tiny``) is trained on MAD with ``clipspace.train.train``
    (or ``--model RUN`` is reused);
-2. BEFORE: ``clipspace.eval.evaluate`` on the MAD test split, suites retrieval + hierarchy (the
-   HierarCaps protocol on MAD test chains, root = normalised mean of the candidates, as the
-   evaluator defines it), plus the same protocol with root = embedding of "" (the RE root),
-   written to ``<clip run>/eval.json``;
+2. BEFORE: ``experiments.common.evaluate_run`` on the MAD test split, suites retrieval +
+   hierarchy (the HierarCaps protocol on MAD test chains, root = normalised mean of the
+   candidates, as the evaluator defines it), plus the same suite with root = text point of ""
+   (the RE root), from one embedding pass, written to ``<clip run>/eval.json``;
 3. RE fine-tuning (``clipspace.train.finetune``) on MAD train chains;
 4. AFTER: the same evaluation, in ``<finetune run>/eval.json``;
 5. ``clipspace.report.write_report`` over both runs and a before/after table
@@ -18,14 +18,18 @@ The paper's lr 1e-7 barely moves a small MAD model in a few hundred steps; the d
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
+from clipspace.config import FINETUNE_PRESETS, resolve
+from clipspace.data.mad_generate import generate_mad
 from clipspace.errors import ClipspaceError
+from clipspace.experiments.common import evaluate_run
 from clipspace.io import atomic_write_text
+from clipspace.report import write_report
+from clipspace.train import finetune, train
+from clipspace.tree import get_dotted
 
 DEFAULT_LR = 5e-5
 #: (label, dotted key in eval.json) of the before/after table
@@ -48,55 +52,16 @@ SETTINGS: dict[str, dict[str, int]] = {
 }
 
 
-def _get(tree: dict[str, Any], dotted: str) -> float:
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return float("nan")
-        node = node[part]
-    return float(node) if isinstance(node, (int, float)) else float("nan")
+def _number(tree: dict[str, Any], dotted: str) -> float:
+    value = get_dotted(tree, dotted)
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
-@torch.no_grad()
-def hierarchy_empty_root(
-    model: Any, tokenizer: Any, data: str, max_samples: int = 0, progress: bool = True
-) -> dict[str, Any]:
-    """HierarCaps protocol on MAD test chains with rho = distance to the embedding of ""."""
-    from clipspace.data.chains import chains_from_labels
-    from clipspace.eval.evaluate import embed_dataset, encode_texts, load_eval_dataset
-    from clipspace.eval.hierarchy import hierarcaps_metrics, root_distance
-
-    model.eval()
-    ds = load_eval_dataset(data, model, "test")
-    emb = embed_dataset(model, ds, tokenizer, max_samples=max_samples, progress=progress)
-    n = len(emb["captions"])
-    chains = [c.positive for c in chains_from_labels(emb["labels"], ds.indices[:n])]
-    texts = sorted({c for ch in chains for c in ch})
-    cand = encode_texts(model, tokenizer, texts)
-    root = encode_texts(model, tokenizer, [""])[0]
-    geom, curv = model.geometry, model.curv().detach().float().cpu()
-    rho = root_distance(cand, geom, curv, root)
-    out = hierarcaps_metrics(emb["image"], cand, texts, rho, chains,
-                             lambda a, b: model.similarity(a, b).float())
-    lookup = dict(zip(texts, rho.tolist(), strict=True))
-    lvl = np.array([[lookup[c] for c in ch] for ch in chains])
-    out["root_dist_by_level"] = [float(v) for v in lvl.mean(0)]
-    return out
-
-
-def evaluate_run(model: Any, tokenizer: Any, data: str, run_dir: Path, max_samples: int,
-                 progress: bool = True) -> dict[str, Any]:
-    """evaluate (retrieval + hierarchy) + ``hierarchy_empty_root``; writes run_dir/eval.json."""
-    from clipspace.eval import evaluate
-
-    res = evaluate(model, data, suites=["retrieval", "hierarchy"], tokenizer=tokenizer,
-                   max_samples=max_samples, progress=progress)
-    res["hierarchy"].pop("traversals", None)
-    res["hierarchy_empty_root"] = hierarchy_empty_root(model, tokenizer, data, max_samples,
-                                                       progress)
-    res["model"] = str(run_dir)
-    atomic_write_text(run_dir / "eval.json", json.dumps(res, indent=2) + "\n")
-    return res
+def _evaluate(run_dir: Path, data: str, max_samples: int, progress: bool) -> dict[str, Any]:
+    """Retrieval + hierarchy with both roots, from one embedding pass; writes eval.json."""
+    return evaluate_run(run_dir, data, suites=("retrieval", "hierarchy"),
+                        max_samples=max_samples, progress=progress, empty_root=True,
+                        analyse=False)
 
 
 def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, list[dict]]:
@@ -104,7 +69,7 @@ def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> tuple[s
     rows = []
     lines = ["| metric | before | after | change |", "|---|---:|---:|---:|"]
     for label, key in TABLE_ROWS:
-        b, a = _get(before, key), _get(after, key)
+        b, a = _number(before, key), _number(after, key)
         rows.append({"metric": label, "key": key, "before": b, "after": a, "change": a - b})
         lines.append(f"| {label} | {b:.4f} | {a:.4f} | {a - b:+.4f} |")
     return "\n".join(lines) + "\n", rows
@@ -123,10 +88,6 @@ def reproduce_radial(
     batch: int = 0,
 ) -> dict[str, Any]:
     """Run the whole experiment into ``out``; returns the before/after rows and paths."""
-    from clipspace.config import FINETUNE_PRESETS, resolve
-    from clipspace.report import write_report
-    from clipspace.train.finetune import finetune, load_model_and_tokenizer
-
     s = dict(SETTINGS["quick" if quick else "full"])
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite and model is None:
@@ -137,15 +98,11 @@ def reproduce_radial(
     if mad is None:
         mad_dir = out / "mad"
         if not (mad_dir / "manifest.json").is_file():
-            from clipspace.data.mad_generate import generate_mad
-
             generate_mad(mad_dir, limit=s["limit"], overwrite=True, progress=progress)
     else:
         mad_dir = Path(mad)
     data = f"mad:{mad_dir}"
     if model is None:
-        from clipspace.train import train
-
         cfg = resolve("clip", {
             "data.train": data, "model.name": "mad-tiny",
             "optim.steps": train_steps or s["train_steps"], "data.batch_size": s["train_batch"],
@@ -161,8 +118,7 @@ def reproduce_radial(
     else:
         clip_dir = Path(model)
     # 2. before
-    clip_model, tok = load_model_and_tokenizer(clip_dir)
-    before = evaluate_run(clip_model, tok, data, clip_dir, s["eval_samples"], progress)
+    before = _evaluate(clip_dir, data, s["eval_samples"], progress)
     # 3. fine-tune
     over = dict(FINETUNE_PRESETS["re"])
     over.update({"optim.lr": lr or DEFAULT_LR, "data.batch_size": batch or s["batch"],
@@ -171,8 +127,7 @@ def reproduce_radial(
     ft_dir = finetune(clip_dir, resolve("clip", over), data, overwrite=True,
                       steps=steps or s["steps"])
     # 4. after
-    ft_model, ft_tok = load_model_and_tokenizer(ft_dir)
-    after = evaluate_run(ft_model, ft_tok, data, ft_dir, s["eval_samples"], progress)
+    after = _evaluate(ft_dir, data, s["eval_samples"], progress)
     # 5. report
     table, rows = before_after_table(before, after)
     header = (f"# Radial Embedding on MAD: before / after\n\nCLIP run `{clip_dir}`, RE run "
@@ -188,5 +143,4 @@ def reproduce_radial(
             "table": str(out / "before_after.md")}
 
 
-__all__ = ["DEFAULT_LR", "before_after_table", "evaluate_run", "hierarchy_empty_root",
-           "reproduce_radial"]
+__all__ = ["DEFAULT_LR", "before_after_table", "reproduce_radial"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clipspace.cli import main
-from tests.train.conftest import TINY
+from tests.helpers.configs import TINY, set_flags
 
 
 def _args(mad: Path, out: Path, name: str = "r", steps: int = 2) -> list[str]:
@@ -16,30 +16,30 @@ def _args(mad: Path, out: Path, name: str = "r", steps: int = 2) -> list[str]:
         "train", "--preset", "euclip", "--data", f"mad:{mad}", "--output-dir", str(out),
         "--name", name, "--steps", str(steps), "--batch-size", "16", "--lr", "2e-3",
         "--seed", "7", "--precision", "fp32", "--workers", "0",
-        *[x for k, v in TINY.items() for x in ("--set", f"{k}={v}")],
+        *set_flags(TINY),
         "--set", "run.progress=false", "--set", "run.tensorboard=false",
     ]
 
 
 def test_flags_map_to_config_and_overwrite_is_refused(
-    mad_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_mad: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(_args(mad_dir, tmp_path)) == 0
+    assert main(_args(tiny_mad, tmp_path)) == 0
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["preset"] == "euclip" and saved["optim"]["steps"] == 2
     assert saved["optim"]["lr"] == 2e-3 and saved["data"]["batch_size"] == 16
     assert saved["run"]["seed"] == 7 and saved["run"]["precision"] == "fp32"
-    assert saved["data"]["train"] == f"mad:{mad_dir}"
+    assert saved["data"]["train"] == f"mad:{tiny_mad}"
     before = (tmp_path / "r" / "checkpoints" / "step_2" / "model.safetensors").read_bytes()
     capsys.readouterr()
-    assert main(_args(mad_dir, tmp_path)) == 2
+    assert main(_args(tiny_mad, tmp_path)) == 2
     err = capsys.readouterr().err
     assert "already exists" in err and "--resume" in err and "--overwrite" in err
     assert (tmp_path / "r" / "checkpoints" / "step_2" / "model.safetensors").read_bytes() == before
     # resume to more steps continues; overwrite starts again
-    assert main([*_args(mad_dir, tmp_path, steps=3), "--resume", "latest"]) == 0
+    assert main([*_args(tiny_mad, tmp_path, steps=3), "--resume", "latest"]) == 0
     assert (tmp_path / "r" / "checkpoints" / "step_3").is_dir()
-    assert main([*_args(mad_dir, tmp_path), "--overwrite"]) == 0
+    assert main([*_args(tiny_mad, tmp_path), "--overwrite"]) == 0
     assert not (tmp_path / "r" / "checkpoints" / "step_3").exists()
 
 
@@ -58,9 +58,9 @@ def test_flags_map_to_config_and_overwrite_is_refused(
     ],
 )
 def test_bad_input_exits_2_before_training(
-    extra: list[str], needle: str, mad_dir: Path, tmp_path: Path,
+    extra: list[str], needle: str, tiny_mad: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main([*_args(mad_dir, tmp_path, name="bad"), *extra]) == 2
+    assert main([*_args(tiny_mad, tmp_path, name="bad"), *extra]) == 2
     assert needle in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

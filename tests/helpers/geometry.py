@@ -1,4 +1,4 @@
-"""Shared strategies and helpers for the geometry property tests."""
+"""Hypothesis strategies and helpers shared by the geometry property tests."""
 
 from __future__ import annotations
 

@@ -1,0 +1,224 @@
+"""The one checkpoint format: run-directory layout, lookup, and weights with metadata.
+
+Layout of a run directory (training and fine-tuning write the same one)::
+
+    <run>/config.json                       resolved config (model section expanded)
+    <run>/tokenizer.json                    the tokenizer the run trained with
+    <run>/checkpoints/step_<N>/model.safetensors   weights + metadata (format, eot_id, pad_id)
+    <run>/checkpoints/step_<N>/state.pt     optimizer, schedule, data position, RNG states
+
+Each ``step_<N>`` is built under a temporary name and renamed into place, so a killed run leaves
+only complete checkpoints. ``create_model(pretrained=...)`` accepts the run directory (newest
+step), a step directory or the ``.safetensors`` file; ``find_weights`` resolves all three.
+
+This module knows no model class: weights are any ``nn.Module``; its metadata comes from the
+module's ``weights_metadata()`` method when it has one.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from clipspace.errors import ClipspaceError
+from clipspace.io import atomic_dir, atomic_save
+
+CKPT_DIR = "checkpoints"
+WEIGHTS_NAME = "model.safetensors"
+STATE_NAME = "state.pt"
+CONFIG_NAME = "config.json"
+TOKENIZER_NAME = "tokenizer.json"
+_STEP_RE = re.compile(r"^step_(\d+)$")
+
+
+# ---- layout and lookup ---------------------------------------------------------------------------
+
+
+def step_dir(run_dir: str | Path, step: int) -> Path:
+    """``<run>/checkpoints/step_<step>``."""
+    return Path(run_dir) / CKPT_DIR / f"step_{step}"
+
+
+def _steps_in(folder: Path, need_state: bool) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    out = []
+    for child in folder.iterdir():
+        m = _STEP_RE.match(child.name)
+        if not m or not (child / WEIGHTS_NAME).is_file():
+            continue
+        if need_state and not (child / STATE_NAME).is_file():
+            continue
+        out.append((int(m.group(1)), child))
+    return sorted(out)
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete (weights + state) checkpoints of a run, sorted by step."""
+    return _steps_in(Path(run_dir) / CKPT_DIR, need_state=True)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The complete ``step_<N>`` with the largest N, or None."""
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1][1] if ckpts else None
+
+
+def resolve_checkpoint(resume: str | Path) -> Path:
+    """``--resume PATH``: a checkpoint directory, or a run directory (its newest checkpoint)."""
+    path = Path(resume)
+    if (path / STATE_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
+        return path
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is not None:
+            return found
+    raise ClipspaceError(
+        f"--resume {str(resume)!r}: not a checkpoint directory (step_<N> with {WEIGHTS_NAME} and "
+        f"{STATE_NAME}) nor a run directory holding one"
+    )
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """``<run>/checkpoints/step_<N>`` -> ``<run>``."""
+    return checkpoint.resolve().parent.parent
+
+
+@dataclass
+class WeightFiles:
+    """Weights file of a ``pretrained`` path and the config.json that describes it (or None)."""
+
+    weights: Path
+    config: Path | None
+
+
+def find_near(start: Path, name: str, parents: int = 3) -> Path | None:
+    """``start/name`` (``start`` a directory or a file's folder) or in up to ``parents`` parents
+    (a step directory sits three levels below its run)."""
+    folder = start if start.is_dir() else start.parent
+    for d in [folder, *list(folder.parents)[:parents]]:
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def find_weights(path: str | Path) -> WeightFiles:
+    """Resolve a run dir (newest step), step dir or ``.safetensors`` file to its weights and
+    config.json (next to the weights or up to three parents up)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ClipspaceError(f"pretrained checkpoint not found: {p}")
+    if p.is_file():
+        if p.suffix != ".safetensors":
+            raise ClipspaceError(f"pretrained file {p} is not a .safetensors file")
+        weights = p
+    elif (p / WEIGHTS_NAME).is_file():
+        weights = p / WEIGHTS_NAME
+    else:
+        steps = _steps_in(p / CKPT_DIR, need_state=False) or _steps_in(p, need_state=False)
+        if not steps:
+            raise ClipspaceError(
+                f"no {WEIGHTS_NAME} in {p} (nor in {p}/{CKPT_DIR}/step_N/): not a clipspace run"
+            )
+        weights = steps[-1][1] / WEIGHTS_NAME
+    return WeightFiles(weights=weights, config=find_near(weights.parent, CONFIG_NAME))
+
+
+# ---- weights ---------------------------------------------------------------------------------
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The safetensors metadata of a weights file (empty dict if none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})
+
+
+def write_weights(module: nn.Module, path: str | Path) -> Path:
+    """Write ``module``'s parameters and buffers as safetensors, atomically, with the module's
+    ``weights_metadata()`` (if it defines one) stored in the file header."""
+    from safetensors.torch import save_model
+
+    meta_fn = getattr(module, "weights_metadata", None)
+    meta = {str(k): str(v) for k, v in (meta_fn() if callable(meta_fn) else {}).items()}
+    path = Path(path)
+    atomic_save(path, lambda tmp: save_model(module, str(tmp), metadata=meta or None))
+    return path
+
+
+def load_weights(module: nn.Module, path: str | Path) -> dict[str, str]:
+    """Load a safetensors file (or a directory holding ``model.safetensors``) into ``module``
+    strictly; a mismatch names the file and the offending keys. Returns the file's metadata."""
+    from safetensors.torch import load_model
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS_NAME
+    try:
+        missing, unexpected = load_model(module, str(path), strict=False)
+    except RuntimeError as err:  # shape mismatch
+        raise ClipspaceError(
+            f"weights in {path} do not fit the configured model (check model.* in its "
+            f"config.json): {err}"
+        ) from None
+    if missing or unexpected:
+        raise ClipspaceError(
+            f"weights in {path} do not fit the configured model (missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]})"
+        )
+    return read_metadata(path)
+
+
+# ---- training checkpoints ------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    run_dir: str | Path, step: int, model: nn.Module, state: dict[str, Any], keep_last: int = 2
+) -> Path:
+    """Write ``step_<step>`` (weights + ``state``) atomically, then delete all but the newest
+    ``keep_last`` complete checkpoints (<= 0: keep all)."""
+    target = step_dir(run_dir, step)
+    payload = {**state, "step": step}
+    with atomic_dir(target, overwrite=True) as tmp:
+        write_weights(model, tmp / WEIGHTS_NAME)
+        torch.save(payload, tmp / STATE_NAME)
+    if keep_last > 0:
+        for _, old in list_checkpoints(run_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:
+    """Load the weights of checkpoint ``path`` into ``model``; return its saved state."""
+    path = Path(path)
+    load_weights(model, path / WEIGHTS_NAME)
+    return torch.load(path / STATE_NAME, map_location="cpu", weights_only=False)
+
+
+__all__ = [
+    "CKPT_DIR",
+    "CONFIG_NAME",
+    "STATE_NAME",
+    "TOKENIZER_NAME",
+    "WEIGHTS_NAME",
+    "WeightFiles",
+    "find_near",
+    "find_weights",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_weights",
+    "read_metadata",
+    "resolve_checkpoint",
+    "run_dir_of",
+    "save_checkpoint",
+    "step_dir",
+    "write_weights",
+]

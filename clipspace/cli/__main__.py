@@ -1,0 +1,7 @@
+"""``python -m clipspace.cli`` (what torchrun runs)."""
+
+import sys
+
+from clipspace.cli import main
+
+sys.exit(main())

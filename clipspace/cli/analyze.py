@@ -1,0 +1,82 @@
+"""``clipspace analyze``: modality gap, object bias, dimension ablation, neighbourhood test on
+embedding files or on a run's embeddings of a dataset; JSON (and figures) out."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from clipspace.analysis.run import ANALYSES, run_analysis
+from clipspace.cli.common import emit_json
+from clipspace.data.embeddings_io import load_embeddings, load_labels, read_arrays
+from clipspace.errors import ClipspaceError
+from clipspace.eval import embed, embedding_arrays, load_eval_dataset
+from clipspace.eval.datasets import dataset_tokenizer
+from clipspace.geometry import GEOMETRIES, get_geometry
+from clipspace.models import load_model_and_tokenizer
+
+
+def add_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="modality gap, object bias, dimension ablation, "
+                       "neighbourhood test on embeddings (JSON out)")
+    p.add_argument("what", choices=list(ANALYSES))
+    p.add_argument("--image-emb", default=None, help=".npy/.npz/.pt/.safetensors file")
+    p.add_argument("--text-emb", default=None, help="default: key 'text' of --image-emb")
+    p.add_argument("--image-key", default=None)
+    p.add_argument("--text-key", default=None)
+    p.add_argument("--labels", default=None, help="file of 1-D integer label arrays")
+    p.add_argument("--label-key", default="digit", help="object / class label (default digit)")
+    p.add_argument("--geometry", default="sphere", choices=list(GEOMETRIES),
+                   help="space of the embedding files (root distances of gap --plot); "
+                   "with --run the model's own")
+    p.add_argument("--curv", type=float, default=1.0, help="curvature of --geometry lorentz")
+    p.add_argument("--run", default=None, help="embed --data with this run instead of files")
+    p.add_argument("--data", default=None, help="mad:DIR or hierarcaps:CSV (with --run)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-samples", type=int, default=0)
+    p.add_argument("--max-k", type=int, default=20, help="ablate-dims: drop k = 0..max_k dims")
+    p.add_argument("--plot", default=None, metavar="DIR", help="write PNG figures here")
+    p.add_argument("--out", default=None, help="write the JSON here (atomically)")
+    p.set_defaults(func=run_analyze)
+
+
+def _run_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict, Any, Any]:
+    """(image, text, labels, geometry, curv) from embedding --data with --run (one pass)."""
+    if not args.data:
+        raise ClipspaceError("analyze --run needs --data mad:DIR (or hierarcaps:CSV)")
+    model, tok = load_model_and_tokenizer(args.run)
+    model.eval()
+    ds = load_eval_dataset(args.data, model, args.split)
+    emb = embed(model, ds, tok or dataset_tokenizer(ds, model), max_samples=args.max_samples)
+    arrays = embedding_arrays(emb)
+    img, txt = arrays.pop("image"), arrays.pop("text")
+    return img, txt, arrays, model.geometry, model.curv().detach().float()
+
+
+def _file_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict | None]:
+    if not args.image_emb:
+        raise ClipspaceError("analyze needs --image-emb FILE (and --text-emb) or --run RUN")
+    img = load_embeddings(args.image_emb, key=args.image_key or (
+        "image" if "image" in read_arrays(args.image_emb) else None))
+    if args.text_emb:
+        txt = load_embeddings(args.text_emb, key=args.text_key)
+    else:
+        txt = load_embeddings(args.image_emb, key=args.text_key or "text")
+    if args.labels:
+        return img, txt, load_labels(args.labels)
+    try:
+        return img, txt, load_labels(args.image_emb)
+    except ClipspaceError:
+        return img, txt, None
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    if args.run:
+        img, txt, labels, geometry, curv = _run_inputs(args)
+    else:
+        img, txt, labels = _file_inputs(args)
+        geometry, curv = get_geometry(args.geometry), args.curv
+    res = run_analysis(args.what, img, txt, labels, plot_dir=args.plot, label_key=args.label_key,
+                       max_k=args.max_k, geometry=geometry, curv=curv)
+    emit_json(res, args.out)
+    return 0

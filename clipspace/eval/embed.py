@@ -1,0 +1,129 @@
+"""The one embedding pass of an evaluation: images and their captions -> points, with labels.
+
+Every suite (``eval.suites``), the analysis commands and the experiments work on the
+``Embeddings`` this returns; nothing re-embeds the same split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+Tokenizer = Callable[[list[str]], Tensor]
+
+
+@dataclass
+class Embeddings:
+    """Points of one evaluated split.
+
+    ``image`` (N, D) and ``text`` (N, D, the point of each image's own caption) are float32 on
+    the CPU; ``labels`` maps label names to (N,) integer arrays; ``positions`` are the rows'
+    indices in ``dataset`` (a random subset under ``max_samples``); ``chains`` holds each
+    row's generic -> specific captions where the data has them (HierarCaps)."""
+
+    image: Tensor
+    text: Tensor
+    captions: list[str]
+    labels: dict[str, np.ndarray]
+    positions: np.ndarray
+    dataset: Any = None
+    chains: list[list[str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def caption_ids(self) -> np.ndarray:
+        """(N,) ids with equal captions sharing one id (sorted caption order)."""
+        return caption_ids(self.captions)
+
+
+def caption_ids(captions: Sequence[str]) -> np.ndarray:
+    """Integer id per caption, equal captions equal ids (ids follow sorted caption order)."""
+    _, inverse = np.unique(np.asarray(list(captions), dtype=object).astype(str),
+                           return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"image": torch.stack([torch.as_tensor(it["image"]) for it in items])}
+    out["caption"] = [str(it["text"]) for it in items]
+    for k, v in items[0].items():
+        if k in ("image", "text"):
+            continue
+        if isinstance(v, (bool, int, np.integer)):
+            out[k] = torch.tensor([int(it[k]) for it in items], dtype=torch.long)
+        elif k == "captions":
+            out[k] = [list(it[k]) for it in items]
+    return out
+
+
+@torch.no_grad()
+def encode_texts(
+    model: Any, tokenizer: Tokenizer, texts: Sequence[str], batch_size: int = 256,
+    device: str | torch.device = "cpu", tangent: bool = False,
+) -> Tensor:
+    """Text points (or tangent vectors) of ``texts``, (len, D) float32 on CPU."""
+    out = []
+    for s in range(0, len(texts), batch_size):
+        tok = tokenizer(list(texts[s : s + batch_size])).to(device)
+        out.append(model.encode_text(tok, tangent=tangent).float().cpu())
+    return torch.cat(out, 0)
+
+
+def random_subset(dataset: Dataset, max_samples: int, seed: int = 0) -> Dataset:
+    """A seeded random subset kept in dataset order (datasets are often sorted by class)."""
+    if not max_samples or max_samples >= len(dataset):  # type: ignore[arg-type]
+        return dataset
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(dataset), int(max_samples), replace=False))  # type: ignore
+    return Subset(dataset, pick.tolist())
+
+
+@torch.no_grad()
+def embed(
+    model: Any,
+    dataset: Dataset,
+    tokenizer: Tokenizer,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    max_samples: int = 0,
+    progress: bool = True,
+) -> Embeddings:
+    """Embed every image of ``dataset`` (or a seeded random subset of ``max_samples``) and
+    each distinct caption once."""
+    subset = random_subset(dataset, max_samples)
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate)
+    imgs: list[Tensor] = []
+    captions: list[str] = []
+    labels: dict[str, list[Tensor]] = {}
+    chains: list[list[str]] = []
+    for batch in tqdm(loader, desc="embed images", disable=not progress, leave=False):
+        imgs.append(model.encode_image(batch["image"].to(device)).float().cpu())
+        captions.extend(batch["caption"])
+        chains.extend(batch.get("captions", []))
+        for k, v in batch.items():
+            if isinstance(v, Tensor) and k != "image":
+                labels.setdefault(k, []).append(v)
+    uniq, inverse = np.unique(np.asarray(captions, dtype=object).astype(str), return_inverse=True)
+    txt_unique = encode_texts(model, tokenizer, list(uniq), batch_size, device)
+    positions = (np.asarray(subset.indices) if isinstance(subset, Subset)
+                 else np.arange(len(captions)))
+    return Embeddings(
+        image=torch.cat(imgs, 0),
+        text=txt_unique[torch.from_numpy(inverse.reshape(-1))],
+        captions=captions,
+        labels={k: torch.cat(v).numpy() for k, v in labels.items()},
+        positions=positions,
+        dataset=dataset,
+        chains=chains,
+    )
+
+
+__all__ = ["Embeddings", "caption_ids", "embed", "encode_texts", "random_subset"]

@@ -1,0 +1,198 @@
+"""Evaluation suites: a registry of name -> function over one ``Embeddings``.
+
+Each suite takes a ``SuiteContext`` (the model, the split's embeddings, the tokenizer and the
+options) and returns a JSON-ready dict, or ``{"skipped": reason}`` when the data cannot support
+it. ``register_suite`` adds one; ``evaluate`` runs the requested ones in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+from torch.utils.data import Subset
+
+from clipspace.data.chains import chains_from_labels
+from clipspace.data.zeroshot import mad_tasks
+from clipspace.eval.datasets import caption_num_attrs
+from clipspace.eval.embed import Embeddings, encode_texts
+from clipspace.eval.hierarchy import hierarcaps_metrics, root_distance, specificity_correlation
+from clipspace.eval.linear_probe import linear_probe
+from clipspace.eval.retrieval import caption_groups, recall_at_k
+from clipspace.eval.traversal import traverse
+from clipspace.eval.zeroshot import zeroshot_classify
+
+PROBE_KEYS: tuple[str, ...] = ("digit", "stroke", "swelling", "fracture", "scale", "colour")
+HIERARCHY_ROOTS: tuple[str, ...] = ("default", "empty")
+
+
+@dataclass
+class SuiteContext:
+    """What a suite may use. ``train_embeddings`` embeds the train split on first call (the
+    linear probe's training data; None when the data has no train split)."""
+
+    model: Any
+    emb: Embeddings
+    tokenizer: Any
+    device: Any = "cpu"
+    batch_size: int = 256
+    zeroshot_ensemble: str = "prototype"
+    hierarchy_root: str = "default"
+    probe_keys: Sequence[str] = PROBE_KEYS
+    train_embeddings: Callable[[], Embeddings | None] = field(default=lambda: None)
+
+
+Suite = Callable[[SuiteContext], dict[str, Any]]
+
+
+def zeroshot_suite(ctx: SuiteContext) -> dict[str, Any]:
+    """Zero-shot accuracy of every MAD task, templates shaped like the model's captions."""
+    emb = ctx.emb
+    if "digit" not in emb.labels:
+        return {"skipped": "no class labels in this data"}
+    out: dict[str, Any] = {}
+    for name, task in mad_tasks(caption_num_attrs(emb.dataset)).items():
+        if task.label_key not in emb.labels:
+            continue
+        out[name] = zeroshot_classify(
+            ctx.model, emb.image, emb.labels[task.label_key], ctx.tokenizer,
+            task.classnames, task.templates, ctx.device, ensemble=ctx.zeroshot_ensemble,
+        )
+    if out:
+        out["mean_top1"] = float(np.mean([v["top1"] for v in out.values()]))
+    return out
+
+
+def retrieval_suite(ctx: SuiteContext) -> dict[str, Any]:
+    """Recall@1/5/10 both ways (a hit: any image/caption equal to the target's), plus the
+    instance-level R@1 (only the row's own pair counts)."""
+    gi, gt = caption_groups(ctx.emb.captions)
+    img, txt = ctx.emb.image.to(ctx.device), ctx.emb.text.to(ctx.device)
+    score = ctx.model.similarity
+    res = recall_at_k(img, txt, score_fn=score, img_groups=gi, txt_groups=gt)
+    inst = recall_at_k(img, txt, score_fn=score, ks=(1,))
+    res["instance_i2t_r1"] = inst["i2t_r1"]
+    res["instance_t2i_r1"] = inst["t2i_r1"]
+    res["unique_captions"] = int(gt.max() + 1)
+    return res
+
+
+def linear_probe_suite(ctx: SuiteContext) -> dict[str, Any]:
+    """Logistic-regression probe per label on image points: trained on the train split when the
+    data has one, else on a seeded half of the evaluated split."""
+    emb = ctx.emb
+    if "digit" not in emb.labels:
+        return {"skipped": "no class labels in this data"}
+    train = ctx.train_embeddings()
+    out: dict[str, Any] = {}
+    for key in ctx.probe_keys:
+        if key not in emb.labels:
+            continue
+        if train is not None:
+            xtr, ytr, xte, yte = train.image, train.labels[key], emb.image, emb.labels[key]
+        else:
+            perm = np.random.default_rng(0).permutation(len(emb))
+            tr, te = perm[: len(perm) // 2], perm[len(perm) // 2:]
+            xtr, ytr, xte, yte = (emb.image[tr], emb.labels[key][tr],
+                                  emb.image[te], emb.labels[key][te])
+        if len(np.unique(ytr)) < 2:
+            continue
+        out[key] = linear_probe(xtr, ytr, xte, yte, cs=(0.1, 1.0, 10.0), max_iter=300)
+    return out
+
+
+def chains_of(emb: Embeddings) -> list[list[str]]:
+    """Generic -> specific caption chain of every row: the data's own (HierarCaps), else built
+    from the MAD labels, keyed by each row's index in the innermost dataset."""
+    if emb.chains:
+        return emb.chains
+    pos, base = np.asarray(emb.positions), emb.dataset
+    while isinstance(base, Subset):
+        pos = np.asarray(base.indices)[pos]
+        base = base.dataset
+    base_idx = getattr(base, "indices", None)
+    keys = None if base_idx is None else np.asarray(base_idx)[pos]
+    return [c.positive for c in chains_from_labels(emb.labels, keys)]
+
+
+def hierarchy_root_point(ctx: SuiteContext, cand: Tensor) -> Tensor:
+    """[ROOT]: the text point of "" (Radial Embedding) or the geometry's default root (the
+    origin; the normalised mean of the candidates on the sphere); docs/reference.md section 0."""
+    if ctx.hierarchy_root == "empty":
+        return encode_texts(ctx.model, ctx.tokenizer, [""], ctx.batch_size, ctx.device)[0]
+    return ctx.model.geometry.default_root(cand, ctx.model.curv().detach().float().cpu())
+
+
+def hierarchy_suite(ctx: SuiteContext) -> dict[str, Any]:
+    """HierarCaps protocol (docs/reference.md section 4): P/R of predicted chains, tau_d, plus
+    the Spearman correlation of root distance with specificity and three traversals."""
+    model, emb = ctx.model, ctx.emb
+    geom, curv = model.geometry, model.curv().detach().float().cpu()
+    chains = chains_of(emb)
+    cand_texts = sorted({c for ch in chains for c in ch})
+    cand = encode_texts(model, ctx.tokenizer, cand_texts, ctx.batch_size, ctx.device)
+    root_pt = hierarchy_root_point(ctx, cand)
+    rho = root_distance(cand, geom, curv, root_pt)
+
+    def sim(a: Tensor, b: Tensor) -> Tensor:
+        return model.similarity(a.to(ctx.device), b.to(ctx.device)).float().cpu()
+
+    out = hierarcaps_metrics(emb.image, cand, cand_texts, rho, chains, sim)
+    lookup = dict(zip(cand_texts, rho.tolist(), strict=True))
+    lvl_rho = np.array([[lookup[c] for c in ch] for ch in chains])
+    img_rho = root_distance(emb.image, geom, curv, root_pt).numpy()
+    out.update(_specificity(lvl_rho, img_rho))
+    out["traversals"] = [
+        {"index": i, "caption": emb.captions[i], "chain": list(chains[i]),
+         "path": traverse(emb.image[i], cand, cand_texts, geom, sim, curv, steps=50,
+                          root=None if geom.HAS_ORIGIN else root_pt)}
+        for i in range(min(3, len(chains)))
+    ]
+    out["root"] = ctx.hierarchy_root
+    return out
+
+
+def _specificity(lvl_rho: np.ndarray, img_rho: np.ndarray) -> dict[str, Any]:
+    """Root distance against specificity level (text levels 1..L, images at L + 1)."""
+    n_chain, depth = lvl_rho.shape
+    levels = np.tile(np.arange(1, depth + 1), (n_chain, 1))
+    pooled_r = np.concatenate([lvl_rho.ravel(), img_rho])
+    pooled_s = np.concatenate([levels.ravel(), np.full(len(img_rho), depth + 1)])
+    return {
+        "spearman_text": specificity_correlation(lvl_rho.ravel(), levels.ravel()),
+        "spearman_text_image": specificity_correlation(pooled_r, pooled_s),
+        "root_dist_text_mean": float(lvl_rho.mean()),
+        "root_dist_image_mean": float(img_rho.mean()),
+        "root_dist_by_level": [float(v) for v in lvl_rho.mean(0)],
+    }
+
+
+SUITES: dict[str, Suite] = {
+    "zeroshot": zeroshot_suite,
+    "retrieval": retrieval_suite,
+    "linear_probe": linear_probe_suite,
+    "hierarchy": hierarchy_suite,
+}
+
+
+def register_suite(name: str, suite: Suite) -> None:
+    """Make ``evaluate(..., suites=[name])`` run ``suite(ctx)``."""
+    SUITES[name] = suite
+
+
+__all__ = [
+    "HIERARCHY_ROOTS",
+    "PROBE_KEYS",
+    "SUITES",
+    "Suite",
+    "SuiteContext",
+    "chains_of",
+    "hierarchy_suite",
+    "linear_probe_suite",
+    "register_suite",
+    "retrieval_suite",
+    "zeroshot_suite",
+]
