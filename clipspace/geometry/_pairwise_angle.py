@@ -9,7 +9,8 @@ G, every vector and (Lorentz) the curvature. The formulas and clamps are exactly
 plain autograd versions (kept as ``*_reference`` in tests/geometry/test_pairwise_angle_fast.py):
 
 Euclidean (docs/reference.md section 1):
-    sq = max(|x_i|^2 + |y_j|^2 - 2 G, 0),  den = sqrt(max(sq, 1e-20)),  ok = den > 1e-10
+    sq = max(|x_i|^2 + |y_j|^2 - 2 G, 0),  den = sqrt(max(sq, 1e-20)),
+    ok = sq > 1e-20 + 16 eps (|x_i|^2 + |y_j|^2)  (eps: the dtype's; below is rounding noise)
     cos = (G / |x_i| - |x_i|) / den  (0 where not ok),  angle = acos(clamp(cos))
 Lorentz (u = z - 1 form, see lorentz.py):
     u = max(a_i b_j + a_i + b_j - c G, 0),  ok = u > eps,  den = sqrt(u' (u' + 2)), u' = max(u, eps)
@@ -117,6 +118,24 @@ def _acos_(cos: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- Euclidean
+#: |x|^2 + |y|^2 - 2 G below this many machine epsilons of |x|^2 + |y|^2 is rounding noise of
+#: the Gram form (the BLAS summation order decides its sign and size): the points coincide.
+COINCIDENT_EPS = 16.0
+
+
+def _coincident(sq: Tensor, nx2: Tensor, ny2: Tensor) -> Tensor | None:
+    """Mask of pairs whose squared distance is at most NORM_SQ_MIN plus the rounding noise of
+    the Gram form, or None when there is none (one min/max pass on CPU)."""
+    rel = COINCIDENT_EPS * torch.finfo(sq.dtype).eps
+    if sq.numel() == 0:
+        return None
+    if not _check(sq):
+        bound = NORM_SQ_MIN + rel * (float(nx2.max()) + float(ny2.max()))
+        if float(sq.min()) > bound:
+            return None
+    return sq <= (nx2 + ny2).mul_(rel).add_(NORM_SQ_MIN)
+
+
 def _euc_cos(gram: Tensor, nx2: Tensor, ny2: Tensor, inv: Tensor, nx: Tensor) -> tuple[Tensor, ...]:
     """(cos, r): r = 1/den (0 where den = safe_sqrt(sq) <= NORM_MIN: undefined angle),
     cos = (G/|x| - |x|) r. Two new B1 x B2 buffers."""
@@ -124,7 +143,7 @@ def _euc_cos(gram: Tensor, nx2: Tensor, ny2: Tensor, inv: Tensor, nx: Tensor) ->
     if r.shape != gram.shape:
         r = r.expand(gram.shape).contiguous()
     r.add_(gram, alpha=-2.0).clamp_min_(0.0)  # sq
-    bad = _lazy_mask(r, NORM_SQ_MIN)
+    bad = _coincident(r, nx2, ny2)
     r.clamp_min_(NORM_SQ_MIN).rsqrt_()
     if bad is not None:
         r.masked_fill_(bad, 0.0)

@@ -11,7 +11,9 @@ from torch import Tensor
 from clipspace.geometry import euclidean as E
 from clipspace.geometry import lorentz as L
 from clipspace.geometry import sphere as S
+from clipspace.geometry._pairwise_angle import COINCIDENT_EPS
 from clipspace.geometry._numerics import (
+    NORM_SQ_MIN,
     acosh_eps,
     curv_tensor,
     safe_acos,
@@ -27,6 +29,9 @@ def euclidean_reference(x: Tensor, y: Tensor) -> Tensor:
     gram = x @ y.transpose(-1, -2)
     nx2, ny2 = sq_norm(x), sq_norm(y)
     sq = (nx2[..., :, None] - 2.0 * gram + ny2[..., None, :]).clamp_min(0.0)
+    # the coincidence rule of the fused version: sq within the Gram form's rounding noise is 0
+    noise = COINCIDENT_EPS * torch.finfo(x.dtype).eps * (nx2[..., :, None] + ny2[..., None, :])
+    sq = torch.where(sq <= noise + NORM_SQ_MIN, torch.zeros_like(sq), sq)
     proj = gram * safe_inv_norm(x)[..., :, None]
     cos = safe_div(proj - safe_sqrt(nx2)[..., :, None], safe_sqrt(sq))
     return safe_acos(cos)
