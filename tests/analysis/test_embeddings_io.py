@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from clipspace.analysis.embeddings_io import load_embeddings, load_labels, read_arrays, save_arrays
+from clipspace.data.embeddings_io import load_embeddings, load_labels, read_arrays, save_arrays
 from clipspace.errors import DataError
 
 

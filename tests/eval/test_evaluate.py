@@ -9,7 +9,7 @@ import torch
 models = pytest.importorskip("clipspace.models")
 pytest.importorskip("clipspace.data.mad")
 
-from clipspace.analysis.embeddings_io import read_arrays  # noqa: E402
+from clipspace.data.embeddings_io import read_arrays  # noqa: E402
 from clipspace.eval import evaluate, save_embeddings  # noqa: E402
 from clipspace.eval.retrieval import caption_groups, recall_at_k  # noqa: E402
 from tests.helpers.mad import TINY_MAD_TEST_IMAGES  # noqa: E402

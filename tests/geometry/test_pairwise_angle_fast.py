@@ -11,7 +11,6 @@ from torch import Tensor
 from clipspace.geometry import euclidean as E
 from clipspace.geometry import lorentz as L
 from clipspace.geometry import sphere as S
-from clipspace.geometry._pairwise_angle import COINCIDENT_EPS
 from clipspace.geometry._numerics import (
     NORM_SQ_MIN,
     acosh_eps,
@@ -22,6 +21,7 @@ from clipspace.geometry._numerics import (
     safe_sqrt,
     sq_norm,
 )
+from clipspace.geometry._pairwise_angle import COINCIDENT_EPS
 
 
 # ----------------------------------------------------------------- reference (previous code)
