@@ -51,6 +51,7 @@ def add_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval", dest="eval_data", default=None, metavar="DATA",
                    help="afterwards evaluate on mad:DIR or hierarcaps:TEST_CSV[::IMAGES]; "
                    "writes eval.json")
+    p.add_argument("--image-dir", default=None, help="HierarCaps test image folder (--eval)")
     p.add_argument("--suite", default="retrieval,hierarchy", help="evaluation suites (--eval)")
     p.add_argument("--export-hf", action="store_true",
                    help="also write <run>/hf, a transformers-loadable directory (HF models)")
@@ -68,7 +69,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     print(run_dir)
     if args.eval_data:
         suites = [s.strip() for s in args.suite.split(",") if s.strip()]
-        res = evaluate_run(run_dir, args.eval_data, suites=suites,
+        data = args.eval_data + (f"::{args.image_dir}" if args.image_dir else "")
+        res = evaluate_run(run_dir, data, suites=suites,
                            progress=not args.no_progress, analyse=False)
         hier = res.get("hierarchy", {})
         print(json.dumps({k: hier.get(k) for k in ("precision", "recall", "tau_d")}))

@@ -115,8 +115,6 @@ def validation_hooks(cfg: Config, model: nn.Module, tokenizer: Any, device: torc
     """``data.val``: the validation loss at every evaluation, and with ``run.eval_every`` the
     suites of ``run.eval_suites`` plus the modality gap (``EvalHook``)."""
     if not cfg.data.val:
-        if cfg.run.eval_every > 0:
-            raise ConfigError("config key 'run.eval_every' needs 'data.val' (--val-data)")
         return []
     val_loader = build_loader(cfg.data.val, split="val", shuffle=False, drop_last=False,
                               **loader_args)
@@ -174,6 +172,8 @@ def _train(cfg: Config, device: torch.device, info: DistInfo, resume: str | None
     }
     loader = build_loader(cfg.data.train, split="train", shuffle=True, **loader_args)
     hooks = validation_hooks(cfg, model, tokenizer, device, autocast, loader_args) + hooks
+    if cfg.run.eval_every > 0 and not hooks:
+        raise ConfigError("config key 'run.eval_every' needs 'data.val' (--val-data) to evaluate")
     if getattr(loader.batch_sampler, "batches_per_epoch", None) == 0:
         raise DataError(
             f"data.train = {cfg.data.train!r} has fewer than {per_rank} samples per process: "

@@ -38,7 +38,7 @@ def test_cli_eval_zeroshot_ensemble(tiny_mad, tmp_path, capsys) -> None:
     exits 2."""
     from clipspace.data.tokenizer import get_tokenizer
     from clipspace.data.zeroshot import mad_tasks
-    from clipspace.eval.evaluate import embed_dataset, load_eval_dataset
+    from clipspace.eval import embed, load_eval_dataset
     from clipspace.eval.zeroshot import accuracy, zeroshot_scores
     from clipspace.models.factory import save_pretrained
 
@@ -51,11 +51,11 @@ def test_cli_eval_zeroshot_ensemble(tiny_mad, tmp_path, capsys) -> None:
     got = json.loads(capsys.readouterr().out)["zeroshot"]["colour"]["top1"]
     tok = get_tokenizer(tiny_mad)
     data = load_eval_dataset(f"mad:{tiny_mad}", model, "test")
-    emb = embed_dataset(model, data, tok, batch_size=8, progress=False)
+    emb = embed(model, data, tok, batch_size=8, progress=False)
     task = mad_tasks(data.num_attrs)["colour"]
-    scores = zeroshot_scores(model, emb["image"], tok, task.classnames, task.templates,
+    scores = zeroshot_scores(model, emb.image, tok, task.classnames, task.templates,
                              ensemble="score")
-    assert got == pytest.approx(accuracy(scores, emb["labels"]["colour"])["top1"])
+    assert got == pytest.approx(accuracy(scores, emb.labels["colour"])["top1"])
     with pytest.raises(SystemExit) as err:
         main(["eval", str(run), "--data", f"mad:{tiny_mad}", "--zeroshot-ensemble", "max"])
     assert err.value.code == 2

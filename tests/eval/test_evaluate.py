@@ -10,7 +10,14 @@ models = pytest.importorskip("clipspace.models")
 pytest.importorskip("clipspace.data.mad")
 
 from clipspace.data.embeddings_io import read_arrays  # noqa: E402
-from clipspace.eval import evaluate, save_embeddings  # noqa: E402
+from clipspace.data.tokenizer import get_tokenizer  # noqa: E402
+from clipspace.eval import (  # noqa: E402
+    embed,
+    encode_texts,
+    evaluate,
+    load_eval_dataset,
+    save_embeddings,
+)
 from clipspace.eval.retrieval import caption_groups, recall_at_k  # noqa: E402
 from tests.helpers.mad import TINY_MAD_TEST_IMAGES  # noqa: E402
 
@@ -46,8 +53,10 @@ def test_evaluate_sphere_hierarchy(tiny_mad) -> None:
 def test_save_embeddings_consistent_with_evaluate(tiny_mad, tmp_path) -> None:
     torch.manual_seed(0)
     model = models.create_model("clip")
-    out = save_embeddings(model, f"mad:{tiny_mad}", tmp_path / "emb.npz", batch_size=8,
-                          progress=False)
+    model.eval()
+    ds = load_eval_dataset(f"mad:{tiny_mad}", model)
+    emb = embed(model, ds, get_tokenizer(tiny_mad), batch_size=8, progress=False)
+    out = save_embeddings(emb, tmp_path / "emb.npz")
     arr = read_arrays(out)
     assert arr["image"].shape == (TINY_MAD_TEST_IMAGES, arr["text"].shape[1])
     assert set(arr) >= {"digit", "colour", "caption_id", "caption_words"}
@@ -73,7 +82,6 @@ def test_evaluate_rejects_bad_suite_and_spec(tiny_mad) -> None:
 def test_hierarchy_root_empty_uses_empty_caption(tiny_mad) -> None:
     """root="empty" measures radii from the embedding of "" (Radial Embedding's root)."""
     from clipspace.data.tokenizer import get_tokenizer
-    from clipspace.eval.evaluate import encode_texts
 
     torch.manual_seed(0)
     model = models.create_model("clip")

@@ -9,6 +9,7 @@ import torch
 
 from clipspace.geometry import lorentz
 from clipspace.models import ClipModel, create_model
+from clipspace.train.optim import param_groups
 
 PRESETS = ["clip", "euclip", "meru", "atmg"]
 #: A tiny custom architecture keeps these tests fast on a shared 2-core CPU.
@@ -124,7 +125,7 @@ def test_tangent_then_to_points_equals_encode(preset: str) -> None:
 
 
 def _train_steps(model: ClipModel, steps: int = 3) -> list[float]:
-    opt = torch.optim.AdamW(model.param_groups(0.1), lr=1e-3)
+    opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-3)
     images, tokens = _batch(8)
     losses = []
     for _ in range(steps):
@@ -165,12 +166,13 @@ def test_custom_combinations_train(preset: str, overrides: dict, terms: set[str]
     assert losses[-1] < losses[0]  # the same batch: a few AdamW steps must reduce the loss
 
 
-def test_param_groups_split() -> None:
+def test_no_weight_decay_names_feed_the_optimizer() -> None:
     model = _model(
         "meru",
         **{"model.image.kind": "vit", "model.image.width": 32, "model.image.pos_embed": "learned"},
     )
-    decay, no_decay = model.param_groups(0.2)
+    decay, no_decay = param_groups(model, 0.2)
+    assert set(no_decay["names"]) == model.no_weight_decay_names()
     assert decay["weight_decay"] == 0.2 and no_decay["weight_decay"] == 0.0
     skip = set(no_decay["names"])
     for name in (
@@ -181,6 +183,7 @@ def test_param_groups_split() -> None:
         "visual.class_token",
         "visual.pos_embed",
         "text.pos_embed",
+        "text.token_embedding.weight",
         "visual.ln_post.weight",
         "text.transformer.blocks.0.attn.qkv.bias",
     ):
@@ -188,7 +191,6 @@ def test_param_groups_split() -> None:
     for name in (
         "visual.transformer.blocks.0.attn.qkv.weight",
         "image_proj.weight",
-        "text.token_embedding.weight",
         "visual.patch_embed.weight",
     ):
         assert name in decay["names"], name

@@ -5,41 +5,46 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clipspace.config import ConfigError, ModelConfig, resolve
-from clipspace.models import NAMED_MODELS, ClipModel, apply_named, describe, model_names
+from clipspace.config import Config, ConfigError, ImageTowerConfig, load, resolve, save
+from clipspace.models import NAMED_MODELS, ClipModel, describe, model_names
 
 
-def test_apply_named_fills_shape_fields() -> None:
-    cfg = apply_named(ModelConfig(name="mad-vit"))
+def test_named_model_fills_shape_fields() -> None:
+    cfg = resolve("clip", {"model.name": "mad-vit"}).model
     assert (cfg.image.kind, cfg.image.width, cfg.image.depth, cfg.image.heads) == ("vit", 128, 4, 2)
     assert (cfg.image.patch_size, cfg.image.image_size) == (4, 28)
     assert (cfg.text.width, cfg.text.depth, cfg.text.heads) == (128, 4, 2)
     assert (cfg.text.context_length, cfg.text.vocab_size, cfg.embed_dim) == (16, 1000, 128)
-    big = apply_named(ModelConfig(name="mad-vit-256"))
+    big = resolve("clip", {"model.name": "mad-vit-256"}).model
     assert (big.image.width, big.image.depth, big.image.heads) == (256, 6, 4)
 
 
-def test_apply_named_keeps_user_values_and_style_fields() -> None:
-    mc = ModelConfig(name="ViT-B/16")
-    mc.image.final_ln = False
-    mc.text.final_ln = False
-    mc.text.vocab_size = 5000  # a user tokenizer
-    out = apply_named(mc)
+def test_named_model_is_a_layer_under_later_keys() -> None:
+    """Keys set with the name win whatever their order, even when equal to a dataclass
+    default (the old 'equal to the default means unset' rule is gone)."""
+    over = {"model.image.final_ln": False, "model.text.vocab_size": 5000,
+            "model.image.width": ImageTowerConfig().width, "model.name": "ViT-B/16"}
+    out = resolve("euclip", over).model
     assert out.name == "vit-b-16"
-    assert out.image.width == 768 and out.image.patch_size == 16 and out.image.image_size == 224
+    assert out.image.patch_size == 16 and out.image.image_size == 224
+    assert out.image.width == ImageTowerConfig().width  # the user's value, not 768
     assert out.text.context_length == 77 and out.text.width == 512 and out.text.depth == 12
     assert out.text.vocab_size == 5000
-    assert out.image.final_ln is False and out.text.final_ln is False
-    assert mc.image.width == ModelConfig().image.width  # input not mutated
-    assert apply_named(out) == out  # idempotent (a saved, expanded config reloads the same)
+    assert out.image.final_ln is False and out.text.final_ln is False  # euclip style kept
+
+
+def test_saved_config_reloads_identically(tmp_path) -> None:
+    cfg = resolve("clip", {"model.name": "mad-vit", "model.text.depth": 1})
+    save(cfg, tmp_path / "config.json")
+    assert load(tmp_path / "config.json") == cfg
+    assert Config().model == resolve("clip").model  # the defaults are the mad-tiny shape
 
 
 def test_custom_keeps_fields_and_unknown_name_lists_names() -> None:
-    mc = ModelConfig(name="custom")
-    mc.image.width = 40
-    assert apply_named(mc) == mc
+    cfg = resolve("clip", {"model.name": "custom", "model.image.width": 40})
+    assert cfg.model.name == "custom" and cfg.model.image.width == 40
     with pytest.raises(ConfigError, match="model.name.*mad-tiny.*vit-b-16.*custom"):
-        apply_named(ModelConfig(name="resnet-9000"))
+        resolve("clip", {"model.name": "resnet-9000"})
     assert set(NAMED_MODELS) <= set(model_names())
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from clipspace.config import Config, ConfigError, resolve, save
+from clipspace.checkpoint import find_weights
+from clipspace.config import ConfigError, resolve, save
 from clipspace.errors import ClipspaceError
 from clipspace.models import (
     ClipModel,
     create_model,
     factory,
-    find_pretrained,
     register_pretrained_loader,
     save_pretrained,
     save_weights,
@@ -123,7 +123,7 @@ def test_pretrained_errors(tmp_path: Path) -> None:
         create_model(pretrained=str(tmp_path / "missing"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ClipspaceError, match="not a clipspace run"):
-        find_pretrained(tmp_path / "empty")
+        find_weights(tmp_path / "empty")
     torch.manual_seed(0)
     small = create_model("clip", **TINY)
     save_pretrained(small, tmp_path / "small")
@@ -137,15 +137,26 @@ def test_pretrained_errors(tmp_path: Path) -> None:
 
 
 def test_register_pretrained_loader_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(factory, "_LOADERS", [])
-    seen: list[tuple[Path, Config | None]] = []
+    monkeypatch.setattr(factory, "PRETRAINED_LOADERS", [])
+    seen: list[Path] = []
 
-    def loader(path, cfg, overrides, eot_id, pad_id):  # noqa: ANN001, ANN202
-        seen.append((path, cfg))
+    def loader(path: Path) -> ClipModel:
+        seen.append(path)
         return create_model("clip", **TINY)
 
     hf_dir = tmp_path / "hf-clip"
     hf_dir.mkdir()
     register_pretrained_loader(lambda p: p.name.startswith("hf-"), loader)
     model = create_model(pretrained=str(hf_dir))
-    assert isinstance(model, ClipModel) and seen == [(hf_dir, None)]
+    assert isinstance(model, ClipModel) and seen == [hf_dir]
+
+
+def test_training_checkpoints_carry_pooling_ids(tmp_path: Path) -> None:
+    """One writer: a checkpoint saved by training holds the eot/pad ids create_model reads."""
+    from clipspace import checkpoint as ck
+
+    model = create_model("clip", eot_id=5, pad_id=1, **TINY)
+    save(model.config, tmp_path / "config.json")
+    ck.save_checkpoint(tmp_path, 3, model, {}, keep_last=0)
+    loaded = create_model(pretrained=str(tmp_path))
+    assert (loaded.eot_id, loaded.pad_id) == (5, 1)

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from clipspace.checkpoint import load_weights
 from clipspace.data.build import build_dataset
 from clipspace.data.collate import Collate
 from clipspace.data.tokenizer import get_tokenizer
 from clipspace.models import create_model
 from clipspace.train import train
 from clipspace.train.accumulation import accumulated_step, plain_step
-from clipspace.train.checkpoint import load_weights
 from tests.helpers.configs import tiny_config
 
 

@@ -10,17 +10,18 @@ import pytest
 import torch
 from torch import nn
 
+from clipspace import checkpoint as ck
 from clipspace.errors import ClipspaceError
-from clipspace.train import checkpoint as ck
+from clipspace.train import state as st
 from clipspace.train.logger import MetricsLogger, read_metrics
 
 
 def test_rng_capture_restore_replays() -> None:
-    ck.seed_everything(3)
-    state = ck.capture_rng()
+    st.seed_everything(3)
+    state = st.capture_rng()
     first = (random.random(), np.random.rand(), torch.rand(3))
     random.random(), np.random.rand(), torch.rand(5)
-    ck.restore_rng(state)
+    st.restore_rng(state)
     again = (random.random(), np.random.rand(), torch.rand(3))
     assert first[0] == again[0] and first[1] == again[1]
     assert torch.equal(first[2], again[2])
@@ -36,13 +37,12 @@ def test_save_keep_last_latest_and_load(tmp_path: Path) -> None:
     assert steps == [10, 15]
     latest = ck.latest_checkpoint(tmp_path)
     assert latest is not None and latest.name == "step_15"
-    assert ck.resolve_checkpoint("latest", tmp_path) == latest
-    assert ck.resolve_checkpoint(str(tmp_path), tmp_path) == latest
+    assert ck.resolve_checkpoint(str(tmp_path)) == latest
     assert ck.run_dir_of(latest) == tmp_path.resolve()
     fresh = nn.Linear(3, 2)
     state = ck.load_checkpoint(latest, fresh)
     assert torch.equal(fresh.weight, torch.full((2, 3), 15.0))
-    assert state["step"] == 15 and state["consumed"] == 15 and "torch" in state["rng"]
+    assert state["step"] == 15 and state["consumed"] == 15 and state["epoch"] == 1
     # no leftovers of the temporary build directories
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_10", "step_15"]
 
@@ -53,14 +53,29 @@ def test_incomplete_checkpoint_is_ignored(tmp_path: Path) -> None:
     latest = ck.latest_checkpoint(tmp_path)
     assert latest is not None and latest.name == "step_2"
     with pytest.raises(ClipspaceError, match="not a checkpoint"):
-        ck.resolve_checkpoint(str(tmp_path / "nope"), tmp_path)
-    assert ck.resolve_checkpoint("latest", tmp_path / "empty") is None
+        ck.resolve_checkpoint(str(tmp_path / "nope"))
+    assert ck.latest_checkpoint(tmp_path / "empty") is None
 
 
 def test_weights_mismatch_is_an_error(tmp_path: Path) -> None:
-    ck.save_weights(nn.Linear(2, 2), tmp_path / "w.safetensors")
-    with pytest.raises(ClipspaceError, match="do not match"):
+    ck.write_weights(nn.Linear(2, 2), tmp_path / "w.safetensors")
+    with pytest.raises(ClipspaceError, match="do not fit"):
         ck.load_weights(nn.Linear(3, 2), tmp_path / "w.safetensors")
+
+
+class WithMeta(nn.Linear):
+    def weights_metadata(self) -> dict[str, str]:
+        return {"format": "test", "eot_id": "7"}
+
+
+def test_one_writer_stores_the_modules_metadata(tmp_path: Path) -> None:
+    """Training checkpoints and save_pretrained write through write_weights: the module's
+    metadata (e.g. the text pooling ids) is in every weights file."""
+    ck.save_checkpoint(tmp_path, 1, WithMeta(2, 2), {}, keep_last=0)
+    meta = ck.read_metadata(ck.step_dir(tmp_path, 1) / ck.WEIGHTS_NAME)
+    assert meta == {"format": "test", "eot_id": "7"}
+    files = ck.find_weights(tmp_path)
+    assert files.weights == ck.step_dir(tmp_path, 1) / ck.WEIGHTS_NAME and files.config is None
 
 
 def test_metrics_logger_truncates_on_resume(tmp_path: Path) -> None:

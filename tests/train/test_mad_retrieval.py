@@ -16,12 +16,12 @@ import os
 import pytest
 import torch
 
+from clipspace.checkpoint import load_weights
 from clipspace.config import resolve
 from clipspace.data.build import build_loader
 from clipspace.data.tokenizer import get_tokenizer
 from clipspace.models import create_model
 from clipspace.train import train
-from clipspace.train.checkpoint import load_weights
 
 STEPS = int(os.environ.get("CLIPSPACE_MAD_STEPS", "300"))
 MIN_DIGIT_R1 = 0.3  # measured 0.412 at 300 steps (module docstring); chance is about 0.1
@@ -58,7 +58,9 @@ def test_short_mad_run_learns_digits(tmp_path_factory: pytest.TempPathFactory) -
         "run.name": "mad", "run.progress": False, "run.tensorboard": False,
     })
     run = train(cfg)
-    model = load_weights(create_model(cfg), run / "checkpoints" / f"step_{STEPS}").eval()
+    model = create_model(cfg)
+    load_weights(model, run / "checkpoints" / f"step_{STEPS}")
+    model.eval()
     tok = get_tokenizer(run / "tokenizer.json", context_length=model.context_length)
     loader = build_loader(cfg.data.train, cfg.data, tok, "val", shuffle=False, drop_last=False)
     r1 = digit_recall_at_1(model, loader)

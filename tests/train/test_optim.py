@@ -13,7 +13,6 @@ from clipspace.train.optim import (
     WarmupCosine,
     build_optimizer,
     clip_gradients,
-    decays,
     lr_factor,
     param_groups,
 )
@@ -32,18 +31,40 @@ class Toy(nn.Module):
         self.frozen = nn.Parameter(torch.ones(3, 3), requires_grad=False)
 
 
-def test_groups_decay_only_weight_matrices() -> None:
+def _groups_by_wd(model: nn.Module) -> dict[float, set[str]]:
+    return {g["weight_decay"]: set(g["names"]) for g in param_groups(model, 0.2)}
+
+
+def test_groups_follow_the_models_declaration() -> None:
     model = Toy()
-    groups = param_groups(model, 0.2)
-    names = {id(p): n for n, p in model.named_parameters()}
-    by_wd = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in groups}
+    model.no_weight_decay_names = lambda: {  # type: ignore[method-assign]
+        n for n, p in model.named_parameters()
+        if p.ndim < 2 or n in ("token_embedding.weight", "pos_embed")}
+    by_wd = _groups_by_wd(model)
     assert by_wd[0.2] == {"proj.weight"}
     assert by_wd[0.0] == {
         "proj.bias", "ln_final.weight", "ln_final.bias", "token_embedding.weight",
         "pos_embed", "logit_scale", "curvature.log_value",
-    }
-    assert not decays("visual.norm.weight", torch.zeros(3, 3))
-    assert decays("visual.blocks.0.mlp.fc1.weight", torch.zeros(3, 3))
+    }  # the frozen parameter is in no group
+
+
+def test_groups_without_declaration_skip_only_vectors() -> None:
+    by_wd = _groups_by_wd(Toy())
+    assert by_wd[0.2] == {"proj.weight", "token_embedding.weight", "pos_embed"}
+    assert by_wd[0.0] == {"proj.bias", "ln_final.weight", "ln_final.bias", "logit_scale",
+                          "curvature.log_value"}
+
+
+def test_clip_model_declares_embedding_tables() -> None:
+    from clipspace.models import create_model
+
+    model = create_model("meru", model__name="mad-vit", model__image__pos_embed="learned")
+    by_wd = _groups_by_wd(model)
+    assert {"text.token_embedding.weight", "text.pos_embed", "visual.pos_embed",
+            "visual.class_token", "curvature.log_value", "image_map.alpha.log_value",
+            "objective.logit_scale.log_value"} <= by_wd[0.0]
+    assert "image_proj.weight" in by_wd[0.2] and "visual.patch_embed.weight" in by_wd[0.2]
+    assert all(".ln" not in n and not n.endswith(".bias") for n in by_wd[0.2])
 
 
 def test_optimizer_hyperparameters() -> None:

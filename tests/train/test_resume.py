@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from clipspace.checkpoint import list_checkpoints
 from clipspace.train import train
-from clipspace.train.checkpoint import list_checkpoints
 from clipspace.train.logger import read_metrics
 from tests.helpers.configs import TINY, set_flags, tiny_config
 
