@@ -3,7 +3,7 @@
 section 4); ``evaluate`` runs both."""
 
 from clipspace.eval.datasets import caption_num_attrs, load_eval_dataset
-from clipspace.eval.embed import Embeddings, caption_ids, embed, encode_texts
+from clipspace.eval.embed import Embeddings, embed, encode_texts
 from clipspace.eval.evaluate import (
     DEFAULT_SUITES,
     embedding_arrays,
@@ -26,7 +26,6 @@ __all__ = [
     "SuiteContext",
     "accuracy",
     "caption_groups",
-    "caption_ids",
     "caption_num_attrs",
     "class_prototypes",
     "embed",

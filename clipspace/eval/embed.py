@@ -16,6 +16,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from clipspace.eval.retrieval import caption_groups
+
 Tokenizer = Callable[[list[str]], Tensor]
 
 
@@ -40,15 +42,8 @@ class Embeddings:
         return len(self.captions)
 
     def caption_ids(self) -> np.ndarray:
-        """(N,) ids with equal captions sharing one id (sorted caption order)."""
-        return caption_ids(self.captions)
-
-
-def caption_ids(captions: Sequence[str]) -> np.ndarray:
-    """Integer id per caption, equal captions equal ids (ids follow sorted caption order)."""
-    _, inverse = np.unique(np.asarray(list(captions), dtype=object).astype(str),
-                           return_inverse=True)
-    return inverse.reshape(-1).astype(np.int64)
+        """(N,) ids with equal captions sharing one id (``retrieval.caption_groups``)."""
+        return caption_groups(self.captions)[0]
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -126,4 +121,4 @@ def embed(
     )
 
 
-__all__ = ["Embeddings", "caption_ids", "embed", "encode_texts", "random_subset"]
+__all__ = ["Embeddings", "embed", "encode_texts", "random_subset"]

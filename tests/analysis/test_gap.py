@@ -65,3 +65,23 @@ def test_gap_identical_modalities_is_zero() -> None:
 def test_gap_rejects_mismatched_rows() -> None:
     with pytest.raises(ValueError):
         gap_stats(np.ones((3, 2), np.float32), np.ones((4, 2), np.float32))
+
+
+def test_root_distances_use_the_geometry() -> None:
+    """Distances to the shared [ROOT] in each geometry's metric: on the sphere unit vectors do
+    not all have the same root distance (raw norms would be constant)."""
+    from clipspace.analysis.gap import root_distances
+    from clipspace.geometry import euclidean, lorentz, sphere
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(50, 8, generator=g) + 2.0, dim=1)
+    txt = torch.nn.functional.normalize(torch.randn(50, 8, generator=g) - 2.0, dim=1)
+    d = root_distances(img, txt, sphere)
+    assert d["image"].std() > 1e-3 and d["text"].std() > 1e-3
+    root = sphere.default_root(torch.cat([img, txt]))
+    expected = sphere.dist(img, root.expand_as(img)).numpy()
+    assert abs(d["image"] - expected).max() < 1e-6
+    e = root_distances(img * 3, txt, euclidean)
+    assert abs(e["image"] - 3.0).max() < 1e-5  # the origin is the root in Euclidean space
+    h = root_distances(img * 3, txt, lorentz, curv=1.0)
+    assert abs(h["image"] - lorentz.dist_to_origin(img * 3, 1.0).numpy()).max() < 1e-5
