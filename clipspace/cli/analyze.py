@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from clipspace.analysis.run import ANALYSES, run_analysis
-from clipspace.cli.common import emit_json
+from clipspace.cli.common import add_prompt_args, emit_json
 from clipspace.data.embeddings_io import load_embeddings, load_labels, read_arrays
 from clipspace.errors import ClipspaceError
 from clipspace.eval import embed, embedding_arrays, load_eval_dataset
@@ -31,7 +31,9 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
                    "with --run the model's own")
     p.add_argument("--curv", type=float, default=1.0, help="curvature of --geometry lorentz")
     p.add_argument("--run", default=None, help="embed --data with this run instead of files")
-    p.add_argument("--data", default=None, help="mad:DIR or hierarcaps:CSV (with --run)")
+    p.add_argument("--data", default=None,
+                   help="mad:DIR, hierarcaps:CSV or imagefolder:DIR (with --run)")
+    add_prompt_args(p)
     p.add_argument("--split", default="test")
     p.add_argument("--max-samples", type=int, default=0)
     p.add_argument("--max-k", type=int, default=20, help="ablate-dims: drop k = 0..max_k dims")
@@ -46,7 +48,8 @@ def _run_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict, Any, Any]:
         raise ClipspaceError("analyze --run needs --data mad:DIR (or hierarcaps:CSV)")
     model, tok = load_model_and_tokenizer(args.run)
     model.eval()
-    ds = load_eval_dataset(args.data, model, args.split)
+    ds = load_eval_dataset(args.data, model, args.split, classnames=args.classnames,
+                           templates=args.templates)
     emb = embed(model, ds, tok or dataset_tokenizer(ds, model), max_samples=args.max_samples)
     arrays = embedding_arrays(emb)
     img, txt = arrays.pop("image"), arrays.pop("text")

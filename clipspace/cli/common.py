@@ -21,6 +21,15 @@ def add_config_args(p: argparse.ArgumentParser, preset: bool = True) -> None:
     )
 
 
+def add_prompt_args(p: argparse.ArgumentParser) -> None:
+    """--classnames / --templates of an image folder (CLIP_benchmark's file conventions)."""
+    p.add_argument("--classnames", default=None, metavar="FILE",
+                   help="imagefolder: class names, one per line, in sorted folder order")
+    p.add_argument("--templates", default=None, metavar="FILE",
+                   help="imagefolder: prompt templates, one per line with {c}, or JSON "
+                   "{class name: [prompts]}")
+
+
 def flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
     """{config key: value} of the shortcut flags the user gave (``flags``: dest -> key)."""
     return {key: getattr(args, dest) for dest, key in flags.items()
@@ -51,5 +60,5 @@ def emit_json(result: dict[str, Any], out: str | None) -> None:
     print(text)
 
 
-__all__ = ["add_config_args", "config_from_args", "describe_flags", "emit_json",
+__all__ = ["add_config_args", "add_prompt_args", "config_from_args", "describe_flags", "emit_json",
            "flag_overrides"]

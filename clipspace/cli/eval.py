@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clipspace.cli.common import emit_json
+from clipspace.cli.common import add_prompt_args, emit_json
 from clipspace.data.tokenizer import get_tokenizer
 from clipspace.eval import SUITES, embed, evaluate, load_eval_dataset, save_embeddings
 from clipspace.eval.datasets import dataset_tokenizer
@@ -17,17 +17,20 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                        "linear probe, hierarchy) and write JSON")
     p.add_argument("model", metavar="RUN_OR_CHECKPOINT",
                    help="run dir, step dir or .safetensors file (a preset name: untrained model)")
-    p.add_argument("--data", required=True, help="mad:DIR or hierarcaps:CSV")
+    p.add_argument("--data", required=True,
+                   help="mad:DIR, hierarcaps:CSV or imagefolder:DIR (one sub-folder per class)")
     p.add_argument("--image-dir", default=None, help="HierarCaps image folder")
+    add_prompt_args(p)
     p.add_argument("--suite", default="zeroshot,retrieval,linear_probe,hierarchy",
                    help=f"comma-separated suites of: {', '.join(SUITES)}")
     p.add_argument("--split", default="test")
     p.add_argument("--hierarchy-root", default="default", choices=["default", "empty"],
                    help="[ROOT] of the hierarchy suite: the origin (mean direction on the sphere) "
                    "or the text embedding of \"\" (Radial Embedding)")
-    p.add_argument("--zeroshot-ensemble", default="prototype", choices=list(ENSEMBLES),
-                   help="average the prompt templates before the final map (prototype) or "
-                   "average each template's score (score; better for angle-based ATMG)")
+    p.add_argument("--zeroshot-ensemble", default="auto", choices=["auto", *ENSEMBLES],
+                   help="average the prompts before the final map (prototype), average each "
+                   "prompt's score (score), or the one that suits the model's scoring rule "
+                   "(auto: score for angle-scored ATMG, else prototype); reported in the JSON")
     p.add_argument("--max-samples", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
@@ -44,7 +47,8 @@ def run_eval(args: argparse.Namespace) -> int:
     model.to(args.device).eval()
     if args.tokenizer:
         tok = get_tokenizer(args.tokenizer, context_length=model.context_length)
-    dataset = load_eval_dataset(args.data, model, args.split, args.image_dir)
+    dataset = load_eval_dataset(args.data, model, args.split, args.image_dir,
+                                args.classnames, args.templates)
     tok = tok or dataset_tokenizer(dataset, model)
     emb = embed(model, dataset, tok, args.batch_size, args.device, args.max_samples,
                 progress=not args.no_progress)

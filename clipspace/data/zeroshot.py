@@ -15,30 +15,101 @@ mean of "3"-captions of every colour, stroke, ... rather than an out-of-distribu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from clipspace.data import mad_schema as S
 from clipspace.data.captions import SEP
+from clipspace.errors import DataError
 
 
 @dataclass
 class ZeroShotTask:
-    """Classify ``label_key`` among ``classnames`` (index = integer label) using ``templates``."""
+    """Classify ``label_key`` among ``classnames`` (index = integer label) using ``templates``
+    (``{}`` or ``{c}`` marks the class name), or per-class prompt lists ``class_prompts``."""
 
     name: str
     label_key: str
     classnames: list[str]
     templates: list[str] = field(default_factory=lambda: ["{}"])
+    class_prompts: list[list[str]] | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.classnames)
 
     def prompts(self) -> list[list[str]]:
-        """``prompts()[c][t]`` = template t filled with class c."""
-        return [[t.format(c) for t in self.templates] for c in self.classnames]
+        """``prompts()[c]`` = the prompts of class c (templates filled with its name)."""
+        if self.class_prompts is not None:
+            return self.class_prompts
+        return [[fill(t, c) for t in self.templates] for c in self.classnames]
+
+    @classmethod
+    def from_prompts(cls, name: str, label_key: str, classnames: list[str],
+                     prompts: list[str] | dict[str, list[str]]) -> ZeroShotTask:
+        """A task from ``read_templates`` output: shared templates or per-class prompts."""
+        if isinstance(prompts, dict):
+            return cls(name, label_key, classnames, ["{}"],
+                       class_prompts=[list(prompts[c]) for c in classnames])
+        return cls(name, label_key, classnames, list(prompts))
+
+
+def fill(template: str, classname: str) -> str:
+    """A template with ``{c}`` (CLIP_benchmark) or ``{}`` replaced by the class name."""
+    return template.replace("{c}", classname).replace("{}", classname)
+
+
+def _read_lines(path: str | Path, what: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{what} file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_classnames(path: str | Path, expected: int) -> list[str]:
+    """One class name per line, in sorted class-folder order; the count must match."""
+    names = _read_lines(path, "class names")
+    if len(names) != expected:
+        raise DataError(f"{path}: {len(names)} class names for {expected} class folders")
+    return names
+
+
+def _json_object(path: str | Path, text: str) -> dict | None:
+    """The JSON object in ``text``, None when it is not JSON (a .json file must be)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        if Path(path).suffix.lower() == ".json":
+            raise DataError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+        return None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object {{class name: [prompts]}}")
+    return data
+
+
+def read_templates(path: str | Path, classnames: list[str]) -> list[str] | dict[str, list[str]]:
+    """Prompt templates: a JSON object {class name: [prompts]} (every class needs one), else
+    one template per line, each holding ``{c}`` (CLIP_benchmark's conventions)."""
+    lines = _read_lines(path, "templates")
+    data = _json_object(path, "\n".join(lines))
+    if data is not None:
+        missing = [c for c in classnames if not data.get(c)]
+        if missing:
+            raise DataError(f"{path}: no prompts for classes {missing[:5]}")
+        return {c: [str(t) for t in data[c]] for c in classnames}
+    for i, line in enumerate(lines, 1):
+        if "{c}" not in line and "{}" not in line:
+            raise DataError(f"{path}, line {i}: template {line!r} has no {{c}} placeholder")
+    if not lines:
+        raise DataError(f"{path}: no templates")
+    return lines
 
 
 def digit_templates() -> list[str]:

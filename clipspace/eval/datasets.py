@@ -1,48 +1,82 @@
-"""Evaluation data: a spec string (``mad:DIR``, ``hierarcaps:CSV[::IMAGES]``) or a Dataset."""
+"""Evaluation data: a spec string (``mad:DIR``, ``hierarcaps:CSV[::IMAGES]``,
+``imagefolder:DIR``) or a Dataset; ``SCHEMES`` maps each scheme to its loader."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch.utils.data import Dataset, Subset
 
 from clipspace.data.hierarcaps import HierarCapsImages
+from clipspace.data.imagefolder import ImageFolderDataset
 from clipspace.data.mad import MADDataset
 from clipspace.data.tokenizer import get_tokenizer
 from clipspace.data.transforms import image_transform
 from clipspace.errors import DataError
 
-SCHEMES = ("mad", "hierarcaps")
-
 
 def _parse_spec(spec: str) -> tuple[str, str]:
     kind, sep, path = spec.partition(":")
-    if not sep:
-        raise DataError(f"data spec {spec!r} must look like mad:DIR or hierarcaps:CSV")
-    if kind not in SCHEMES:
-        raise DataError(f"data spec {spec!r}: evaluation supports mad: and hierarcaps: only")
+    if not sep or kind not in SCHEMES:
+        raise DataError(f"data spec {spec!r}: evaluation supports "
+                        f"{', '.join(k + ':' for k in SCHEMES)} (e.g. mad:DIR, imagefolder:DIR)")
     return kind, path
 
 
+def _image_transform(model: Any) -> Any:
+    """The model's own preprocessing (pretrained checkpoints), else a resize to its input."""
+    size = int(getattr(model, "image_size", 224) or 224)
+    return getattr(model, "preprocess", None) or image_transform(size)
+
+
+def _mad(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:
+    """MAD, captions shaped like the ones the model trained on (its config's data section)."""
+    data_cfg = getattr(getattr(model, "config", None), "data", None)
+    if data_cfg is None or not str(getattr(data_cfg, "train", "")).startswith("mad:"):
+        return MADDataset(path, split=split)
+    return MADDataset(path, split=split, num_attrs=data_cfg.num_attrs,
+                      main_object=data_cfg.main_object, objects_only=data_cfg.objects_only)
+
+
+def _hierarcaps(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:
+    image_dir = opts.get("image_dir")
+    if "::" in path and image_dir is None:
+        path, image_dir = path.split("::", 1)
+    return HierarCapsImages(path, image_dir, transform=_image_transform(model))
+
+
+def _imagefolder(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:
+    return ImageFolderDataset(path, _image_transform(model), classnames=opts.get("classnames"),
+                              templates=opts.get("templates"))
+
+
+#: scheme -> loader(path, model, split, options); options: image_dir, classnames, templates
+SCHEMES: dict[str, Callable[[str, Any, str, dict[str, Any]], Dataset]] = {
+    "mad": _mad,
+    "hierarcaps": _hierarcaps,
+    "imagefolder": _imagefolder,
+}
+#: schemes with a separate train split (the linear probe trains there; else on half the data)
+TRAIN_SPLIT_SCHEMES: tuple[str, ...] = ("mad",)
+
+
 def load_eval_dataset(
-    data: str | Dataset, model: Any = None, split: str = "test", image_dir: str | None = None
+    data: str | Dataset, model: Any = None, split: str = "test", image_dir: str | None = None,
+    classnames: str | None = None, templates: str | None = None,
 ) -> Dataset:
-    """A Dataset for ``data``. MAD captions take the shape the model trained on (its config's
-    data section); HierarCaps images get the model's own ``preprocess`` when it has one."""
+    """A Dataset for ``data`` (a spec string or an existing Dataset). ``image_dir``: HierarCaps
+    images; ``classnames`` / ``templates``: files for an image folder's zero-shot prompts."""
     if not isinstance(data, str):
         return data
     kind, path = _parse_spec(data)
-    if kind == "mad":
-        data_cfg = getattr(getattr(model, "config", None), "data", None)
-        if data_cfg is None or not str(getattr(data_cfg, "train", "")).startswith("mad:"):
-            return MADDataset(path, split=split)
-        return MADDataset(path, split=split, num_attrs=data_cfg.num_attrs,
-                          main_object=data_cfg.main_object, objects_only=data_cfg.objects_only)
-    if "::" in path and image_dir is None:
-        path, image_dir = path.split("::", 1)
-    size = int(getattr(model, "image_size", 224) or 224)
-    transform = getattr(model, "preprocess", None) or image_transform(size)
-    return HierarCapsImages(path, image_dir, transform=transform)
+    opts = {"image_dir": image_dir, "classnames": classnames, "templates": templates}
+    return SCHEMES[kind](path, model, split, opts)
+
+
+def has_train_split(data: Any) -> bool:
+    """Whether ``data`` (a spec) has a train split distinct from the evaluated one."""
+    return isinstance(data, str) and data.partition(":")[0] in TRAIN_SPLIT_SCHEMES
 
 
 def dataset_tokenizer(dataset: Dataset, model: Any = None) -> Any:
@@ -69,4 +103,5 @@ def caption_num_attrs(dataset: Dataset) -> int:
     return int(getattr(base, "num_attrs", 0) or 0)
 
 
-__all__ = ["caption_num_attrs", "dataset_tokenizer", "innermost", "load_eval_dataset"]
+__all__ = ["SCHEMES", "caption_num_attrs", "dataset_tokenizer", "has_train_split", "innermost",
+           "load_eval_dataset"]

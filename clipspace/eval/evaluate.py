@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from clipspace.data.embeddings_io import save_arrays
 from clipspace.errors import DataError
-from clipspace.eval.datasets import dataset_tokenizer, load_eval_dataset
+from clipspace.eval.datasets import dataset_tokenizer, has_train_split, load_eval_dataset
 from clipspace.eval.embed import Embeddings, embed
 from clipspace.eval.suites import HIERARCHY_ROOTS, PROBE_KEYS, SUITES, SuiteContext
 from clipspace.eval.zeroshot import ENSEMBLES
@@ -40,8 +40,8 @@ def _check_options(hierarchy_root: str, zeroshot_ensemble: str) -> None:
     if hierarchy_root not in HIERARCHY_ROOTS:
         raise DataError(f"hierarchy_root must be one of {list(HIERARCHY_ROOTS)}, "
                         f"got {hierarchy_root!r}")
-    if zeroshot_ensemble not in ENSEMBLES:
-        raise DataError(f"zeroshot_ensemble must be one of {list(ENSEMBLES)}, "
+    if zeroshot_ensemble not in ("auto", *ENSEMBLES):
+        raise DataError(f"zeroshot_ensemble must be one of {['auto', *ENSEMBLES]}, "
                         f"got {zeroshot_ensemble!r}")
 
 
@@ -58,7 +58,7 @@ def _probe_train(model: Any, data: Any, tok: Any, image_dir: Any, split: str, op
     def load() -> Embeddings | None:
         if "emb" not in cache:
             cache["emb"] = None
-            if isinstance(data, str) and split != "train":
+            if has_train_split(data) and split != "train":
                 try:
                     tr = load_eval_dataset(data, model, "train", image_dir)
                     cache["emb"] = embed(model, tr, tok, **opts)
@@ -83,7 +83,7 @@ def evaluate(
     probe_samples: int = 5000,
     probe_keys: Sequence[str] = PROBE_KEYS,
     hierarchy_root: str = "default",
-    zeroshot_ensemble: str = "prototype",
+    zeroshot_ensemble: str = "auto",
     embeddings: Embeddings | None = None,
 ) -> dict[str, Any]:
     """Run ``suites`` on ``data``; returns ``{"data", "split", "n", <suite>: {...}}``.
@@ -92,7 +92,8 @@ def evaluate(
     the evaluation split) for each label in ``probe_keys``. ``hierarchy_root``: "default" (the
     origin; the normalised mean of the candidates on the sphere) or "empty" (the text point of
     "", the root of Radial Embedding). ``zeroshot_ensemble``: "prototype" (templates averaged
-    before the final map) or "score" (scores averaged over templates). ``embeddings``: reuse an
+    before the final map), "score" (scores averaged over templates) or "auto" (the one that suits
+    the model's scoring rule, ``eval.zeroshot.default_ensemble``). ``embeddings``: reuse an
     earlier ``embed`` of this split instead of embedding it. Suites the data cannot support are
     reported as ``{"skipped": reason}``.
     """

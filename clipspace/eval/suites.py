@@ -16,14 +16,15 @@ from torch import Tensor
 from torch.utils.data import Subset
 
 from clipspace.data.chains import chains_from_labels
-from clipspace.data.zeroshot import mad_tasks
-from clipspace.eval.datasets import caption_num_attrs
+from clipspace.data.zeroshot import ZeroShotTask, mad_tasks
+from clipspace.eval.consistency import mad_consistency
+from clipspace.eval.datasets import caption_num_attrs, innermost
 from clipspace.eval.embed import Embeddings, encode_texts
 from clipspace.eval.hierarchy import hierarcaps_metrics, root_distance, specificity_correlation
 from clipspace.eval.linear_probe import linear_probe
 from clipspace.eval.retrieval import caption_groups, recall_at_k
 from clipspace.eval.traversal import traverse
-from clipspace.eval.zeroshot import zeroshot_classify
+from clipspace.eval.zeroshot import default_ensemble, zeroshot_classify
 
 PROBE_KEYS: tuple[str, ...] = ("digit", "stroke", "swelling", "fracture", "scale", "colour")
 HIERARCHY_ROOTS: tuple[str, ...] = ("default", "empty")
@@ -39,7 +40,7 @@ class SuiteContext:
     tokenizer: Any
     device: Any = "cpu"
     batch_size: int = 256
-    zeroshot_ensemble: str = "prototype"
+    zeroshot_ensemble: str = "auto"
     hierarchy_root: str = "default"
     probe_keys: Sequence[str] = PROBE_KEYS
     train_embeddings: Callable[[], Embeddings | None] = field(default=lambda: None)
@@ -48,27 +49,48 @@ class SuiteContext:
 Suite = Callable[[SuiteContext], dict[str, Any]]
 
 
-def zeroshot_suite(ctx: SuiteContext) -> dict[str, Any]:
-    """Zero-shot accuracy of every MAD task, templates shaped like the model's captions."""
-    emb = ctx.emb
+def zero_shot_tasks(emb: Embeddings) -> dict[str, ZeroShotTask]:
+    """The data's own tasks (``dataset.zeroshot_tasks()``, e.g. an image folder's classes),
+    else MAD's (the digit and each attribute, templates shaped like the model's captions)."""
+    base = innermost(emb.dataset)
+    own = getattr(base, "zeroshot_tasks", None)
+    if callable(own):
+        return own()
     if "digit" not in emb.labels:
+        return {}
+    return mad_tasks(caption_num_attrs(emb.dataset))
+
+
+def zeroshot_suite(ctx: SuiteContext) -> dict[str, Any]:
+    """Zero-shot top-1/top-5/mean per-class recall of every task of the data; the prompt
+    ensemble ("prototype" or "score", ``eval.zeroshot.default_ensemble`` unless set) is
+    reported under "ensemble"."""
+    emb = ctx.emb
+    tasks = zero_shot_tasks(emb)
+    if not tasks:
         return {"skipped": "no class labels in this data"}
+    ensemble = ctx.zeroshot_ensemble
+    if ensemble == "auto":
+        ensemble = default_ensemble(ctx.model)
     out: dict[str, Any] = {}
-    for name, task in mad_tasks(caption_num_attrs(emb.dataset)).items():
+    for name, task in tasks.items():
         if task.label_key not in emb.labels:
             continue
         out[name] = zeroshot_classify(
             ctx.model, emb.image, emb.labels[task.label_key], ctx.tokenizer,
-            task.classnames, task.templates, ctx.device, ensemble=ctx.zeroshot_ensemble,
+            task.classnames, task.templates, ctx.device, ensemble=ensemble,
+            prompts=task.prompts(),
         )
     if out:
         out["mean_top1"] = float(np.mean([v["top1"] for v in out.values()]))
+    out["ensemble"] = ensemble
     return out
 
 
 def retrieval_suite(ctx: SuiteContext) -> dict[str, Any]:
     """Recall@1/5/10 both ways (a hit: any image/caption equal to the target's), plus the
-    instance-level R@1 (only the row's own pair counts)."""
+    instance-level R@1 (only the row's own pair counts) and, on MAD, the consistency rule
+    (``consistent_*``: the caption's attributes hold for the image; ``eval.consistency``)."""
     gi, gt = caption_groups(ctx.emb.captions)
     img, txt = ctx.emb.image.to(ctx.device), ctx.emb.text.to(ctx.device)
     score = ctx.model.similarity
@@ -77,6 +99,7 @@ def retrieval_suite(ctx: SuiteContext) -> dict[str, Any]:
     res["instance_i2t_r1"] = inst["i2t_r1"]
     res["instance_t2i_r1"] = inst["t2i_r1"]
     res["unique_captions"] = int(gt.max() + 1)
+    res.update(mad_consistency(ctx.emb, score, ctx.device))
     return res
 
 
@@ -84,11 +107,12 @@ def linear_probe_suite(ctx: SuiteContext) -> dict[str, Any]:
     """Logistic-regression probe per label on image points: trained on the train split when the
     data has one, else on a seeded half of the evaluated split."""
     emb = ctx.emb
-    if "digit" not in emb.labels:
+    keys = getattr(innermost(emb.dataset), "label_keys", ctx.probe_keys)
+    if not any(k in emb.labels for k in keys):
         return {"skipped": "no class labels in this data"}
     train = ctx.train_embeddings()
     out: dict[str, Any] = {}
-    for key in ctx.probe_keys:
+    for key in keys:
         if key not in emb.labels:
             continue
         if train is not None:

@@ -36,40 +36,107 @@ def render(template: Template, classname: str) -> str:
 
 
 @torch.no_grad()
+def _tangents(model: Any, tokenizer: Callable[[list[str]], Tensor], texts: Sequence[str],
+              device: str | torch.device, batch_size: int = 1024) -> Tensor:
+    vs = []
+    for s in range(0, len(texts), batch_size):
+        tokens = tokenizer(list(texts[s : s + batch_size])).to(device)
+        vs.append(model.encode_text(tokens, tangent=True).float())
+    return torch.cat(vs, 0)
+
+
+def _class_means(v: Tensor, counts: Sequence[int]) -> Tensor:
+    """Mean of consecutive row blocks of sizes ``counts`` (one reshape when all are equal)."""
+    if len(set(counts)) == 1:
+        return v.reshape(len(counts), counts[0], -1).mean(1)
+    return torch.stack([blk.mean(0) for blk in v.split(list(counts))])
+
+
+@torch.no_grad()
+def prompt_prototypes(model: Any, tokenizer: Callable[[list[str]], Tensor],
+                      prompts: Sequence[Sequence[str]], device: str | torch.device = "cpu"
+                      ) -> Tensor:
+    """(C, D) prototype points: to_points(mean over class c's prompts of encode_text(tangent))."""
+    counts = [len(p) for p in prompts]
+    v = _tangents(model, tokenizer, [t for p in prompts for t in p], device)
+    return model.to_points(_class_means(v, counts))
+
+
 def class_prototypes(
     model: Any,
     tokenizer: Callable[[list[str]], Tensor],
     classnames: Sequence[str],
     templates: Sequence[Template],
     device: str | torch.device = "cpu",
-    batch_size: int = 1024,
 ) -> Tensor:
-    """(C, D) prototype points: to_points(mean_t encode_text(tokens(t(c)), tangent=True))."""
-    texts = [render(t, c) for c in classnames for t in templates]
-    vs = []
-    for s in range(0, len(texts), batch_size):
-        tokens = tokenizer(texts[s : s + batch_size]).to(device)
-        vs.append(model.encode_text(tokens, tangent=True).float())
-    v = torch.cat(vs, 0).reshape(len(classnames), len(templates), -1).mean(1)
-    return model.to_points(v)
+    """(C, D) prototypes of ``templates`` filled with each class name."""
+    prompts = [[render(t, c) for t in templates] for c in classnames]
+    return prompt_prototypes(model, tokenizer, prompts, device)
 
 
 def accuracy(scores: Tensor, labels: Any, num_classes: int | None = None) -> dict[str, float]:
-    """Top-1 accuracy and mean per-class accuracy (over classes present in ``labels``)."""
+    """Top-1, top-5 and mean per-class recall (balanced accuracy over the classes present in
+    ``labels``), as CLIP_benchmark's zero-shot classification reports them."""
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    pred = scores.argmax(1).cpu()
+    scores = scores.cpu()
+    pred = scores.argmax(1)
     correct = (pred == y).double()
     c = int(num_classes or scores.shape[1])
     per = torch.zeros(c, dtype=torch.float64).index_add_(0, y, correct)
     cnt = torch.bincount(y, minlength=c).double()
     present = cnt > 0
+    k = min(5, scores.shape[1])
+    top5 = (scores.topk(k, dim=1).indices == y[:, None]).any(1).double()
     return {
         "top1": float(correct.mean()),
-        "mean_per_class": float((per[present] / cnt[present]).mean()),
+        "top5": float(top5.mean()),
+        "mean_per_class_recall": float((per[present] / cnt[present]).mean()),
     }
 
 
+def default_ensemble(model: Any) -> str:
+    """The zero-shot ensemble that suits the model's scoring rule: "score" (average each prompt's
+    score) for angle-scored models (ATMG: averaging tangent vectors of differently worded prompts
+    lands the prototype where the exterior angle separates classes badly, 72.1% vs 93.8% digit
+    accuracy in the full demo), else "prototype" (CLIP's usual prompt ensembling)."""
+    objective = getattr(model, "objective", None)
+    return "score" if getattr(objective, "contrastive", "") == "angle" else "prototype"
+
+
 @torch.no_grad()
+def prompt_scores(
+    model: Any,
+    image_points: Tensor,
+    tokenizer: Callable[[list[str]], Tensor],
+    prompts: Sequence[Sequence[str]],
+    device: str | torch.device = "cpu",
+    chunk: int = 4096,
+    ensemble: str = "prototype",
+) -> Tensor:
+    """(N, C) class scores, larger = better, on the CPU; ``prompts[c]``: class c's prompts.
+
+    ``ensemble``: "prototype" (average the prompts before the final map, then score) or
+    "score" (score each prompt's point, average the scores over the class's prompts).
+    """
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble={ensemble!r}; allowed: {', '.join(ENSEMBLES)}")
+    counts = [len(p) for p in prompts]
+    if ensemble == "prototype":
+        targets = prompt_prototypes(model, tokenizer, prompts, device)
+    else:  # every prompt is its own target
+        targets = prompt_prototypes(model, tokenizer, [[t] for p in prompts for t in p], device)
+    scores = torch.cat(
+        [
+            model.similarity(image_points[s : s + chunk].to(device), targets).float().cpu()
+            for s in range(0, image_points.shape[0], chunk)
+        ],
+        0,
+    )
+    if ensemble == "score":
+        scores = _class_means(scores.T, counts).T
+    return scores
+
+
 def zeroshot_scores(
     model: Any,
     image_points: Tensor,
@@ -80,28 +147,9 @@ def zeroshot_scores(
     chunk: int = 4096,
     ensemble: str = "prototype",
 ) -> Tensor:
-    """(N, C) class scores of ``image_points``, larger = better, on the CPU.
-
-    ``ensemble``: "prototype" (average the templates before the final map, then score) or
-    "score" (score each template's point, average the scores over templates).
-    """
-    if ensemble not in ENSEMBLES:
-        raise ValueError(f"ensemble={ensemble!r}; allowed: {', '.join(ENSEMBLES)}")
-    if ensemble == "prototype":
-        targets = class_prototypes(model, tokenizer, classnames, templates, device)
-    else:  # every rendered caption is its own "class" with the identity template
-        texts = [render(t, c) for c in classnames for t in templates]
-        targets = class_prototypes(model, tokenizer, texts, ["{}"], device)
-    scores = torch.cat(
-        [
-            model.similarity(image_points[s : s + chunk].to(device), targets).float().cpu()
-            for s in range(0, image_points.shape[0], chunk)
-        ],
-        0,
-    )
-    if ensemble == "score":
-        scores = scores.reshape(scores.shape[0], len(classnames), len(templates)).mean(-1)
-    return scores
+    """``prompt_scores`` of ``templates`` filled with each class name."""
+    prompts = [[render(t, c) for t in templates] for c in classnames]
+    return prompt_scores(model, image_points, tokenizer, prompts, device, chunk, ensemble)
 
 
 def zeroshot_classify(
@@ -114,11 +162,13 @@ def zeroshot_classify(
     device: str | torch.device = "cpu",
     chunk: int = 4096,
     ensemble: str = "prototype",
+    prompts: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, float]:
-    """Top-1 and mean per-class accuracy of zero-shot classification of ``image_points``
-    (scores from ``zeroshot_scores``)."""
-    scores = zeroshot_scores(model, image_points, tokenizer, classnames, templates, device,
-                             chunk, ensemble)
+    """``accuracy`` of zero-shot classification of ``image_points`` (``prompts`` per class, or
+    ``templates`` filled with ``classnames``)."""
+    if prompts is None:
+        prompts = [[render(t, c) for t in templates] for c in classnames]
+    scores = prompt_scores(model, image_points, tokenizer, prompts, device, chunk, ensemble)
     return accuracy(scores, labels, len(classnames))
 
 

@@ -95,7 +95,7 @@ def test_accuracy_top1_and_mean_per_class() -> None:
     labels = [0, 0, 0, 1, 1]
     acc = accuracy(scores, labels)
     assert acc["top1"] == pytest.approx(4 / 5)
-    assert acc["mean_per_class"] == pytest.approx((1.0 + 0.5) / 2)
+    assert acc["mean_per_class_recall"] == pytest.approx((1.0 + 0.5) / 2)
 
 
 @pytest.mark.parametrize("score", ["dist", "angle"])
@@ -121,3 +121,27 @@ def test_score_ensemble_is_the_mean_of_per_template_scores(score: str) -> None:
     assert acc == pytest.approx(accuracy(per_template.mean(-1), labels))
     with pytest.raises(ValueError, match="ensemble"):
         zeroshot_scores(model, images, tok, classes, templates, ensemble="max")
+
+
+def test_accuracy_matches_sklearn_definitions() -> None:
+    """top-5 and mean per-class recall as CLIP_benchmark computes them (sklearn's
+    top_k_accuracy_score and balanced_accuracy_score)."""
+    from sklearn.metrics import balanced_accuracy_score, top_k_accuracy_score
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(200, 12, generator=g)
+    labels = torch.randint(0, 12, (200,), generator=g).numpy()
+    acc = accuracy(scores, labels)
+    assert acc["top5"] == pytest.approx(top_k_accuracy_score(labels, scores.numpy(), k=5,
+                                                             labels=list(range(12))))
+    assert acc["mean_per_class_recall"] == pytest.approx(
+        balanced_accuracy_score(labels, scores.argmax(1).numpy()))
+
+
+def test_default_ensemble_follows_the_scoring_rule() -> None:
+    from clipspace.eval.zeroshot import default_ensemble
+    from clipspace.models import create_model
+
+    assert default_ensemble(create_model("atmg")) == "score"
+    assert {default_ensemble(create_model(p)) for p in ("clip", "euclip", "meru")} == {
+        "prototype"}
