@@ -13,6 +13,7 @@ from collections.abc import Callable
 from clipspace import __version__
 from clipspace.cli.analyze import add_analyze
 from clipspace.cli.data import add_data, add_tokenizer
+from clipspace.cli.embed import add_embed
 from clipspace.cli.eval import add_eval
 from clipspace.cli.experiments import add_demo, add_reproduce
 from clipspace.cli.finetune import add_finetune
@@ -27,6 +28,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "tokenizer": add_tokenizer,
     "train": add_train,
     "finetune": add_finetune,
+    "embed": add_embed,
     "eval": add_eval,
     "analyze": add_analyze,
     "report": add_report,

@@ -4,11 +4,12 @@ embedding files or on a run's embeddings of a dataset; JSON (and figures) out.""
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from clipspace.analysis.run import ANALYSES, run_analysis
 from clipspace.cli.common import add_prompt_args, emit_json
-from clipspace.data.embeddings_io import load_embeddings, load_labels, read_arrays
+from clipspace.data.embeddings_io import load_embeddings, load_labels, read_arrays, read_texts
 from clipspace.errors import ClipspaceError
 from clipspace.eval import embed, embedding_arrays, load_eval_dataset
 from clipspace.eval.datasets import dataset_tokenizer
@@ -20,17 +21,20 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="modality gap, object bias, dimension ablation, "
                        "neighbourhood test on embeddings (JSON out)")
     p.add_argument("what", choices=list(ANALYSES))
+    p.add_argument("--embeddings", default=None, metavar="FILE",
+                   help="a file written by `clipspace embed` (points, labels, geometry)")
     p.add_argument("--image-emb", default=None, help=".npy/.npz/.pt/.safetensors file")
     p.add_argument("--text-emb", default=None, help="default: key 'text' of --image-emb")
     p.add_argument("--image-key", default=None)
     p.add_argument("--text-key", default=None)
     p.add_argument("--labels", default=None, help="file of 1-D integer label arrays")
     p.add_argument("--label-key", default="digit", help="object / class label (default digit)")
-    p.add_argument("--geometry", default="sphere", choices=list(GEOMETRIES),
-                   help="space of the embedding files (root distances of gap --plot); "
-                   "with --run the model's own")
-    p.add_argument("--curv", type=float, default=1.0, help="curvature of --geometry lorentz")
-    p.add_argument("--run", default=None, help="embed --data with this run instead of files")
+    p.add_argument("--geometry", default=None, choices=list(GEOMETRIES),
+                   help="space of the embedding files (root distances of gap --plot; default: "
+                   "the file's recorded geometry, else sphere); with --model the model's own")
+    p.add_argument("--curv", type=float, default=None, help="curvature of --geometry lorentz")
+    p.add_argument("--model", "--run", dest="run", default=None,
+                   help="embed --data with this model (run, checkpoint, transformers directory)")
     p.add_argument("--data", default=None,
                    help="mad:DIR, hierarcaps:CSV or imagefolder:DIR (with --run)")
     add_prompt_args(p)
@@ -56,9 +60,19 @@ def _run_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict, Any, Any]:
     return img, txt, arrays, model.geometry, model.curv().detach().float()
 
 
+def _file_geometry(args: argparse.Namespace) -> tuple[Any, float]:
+    """--geometry/--curv, else what the embedding file records, else the sphere."""
+    meta = json.loads(read_texts(args.image_emb).get("meta", "{}") or "{}")
+    name = args.geometry or meta.get("geometry") or "sphere"
+    curv = args.curv if args.curv is not None else float(meta.get("curv", 1.0))
+    return get_geometry(name), curv
+
+
 def _file_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict | None]:
+    args.image_emb = args.image_emb or args.embeddings
     if not args.image_emb:
-        raise ClipspaceError("analyze needs --image-emb FILE (and --text-emb) or --run RUN")
+        raise ClipspaceError("analyze needs --embeddings FILE, --image-emb FILE (and "
+                             "--text-emb) or --model MODEL --data SPEC")
     img = load_embeddings(args.image_emb, key=args.image_key or (
         "image" if "image" in read_arrays(args.image_emb) else None))
     if args.text_emb:
@@ -78,7 +92,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         img, txt, labels, geometry, curv = _run_inputs(args)
     else:
         img, txt, labels = _file_inputs(args)
-        geometry, curv = get_geometry(args.geometry), args.curv
+        geometry, curv = _file_geometry(args)
     res = run_analysis(args.what, img, txt, labels, plot_dir=args.plot, label_key=args.label_key,
                        max_k=args.max_k, geometry=geometry, curv=curv)
     emit_json(res, args.out)

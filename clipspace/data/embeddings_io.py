@@ -44,7 +44,7 @@ def read_arrays(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
             return {"": np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)}
         if suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+                return {k: z[k] for k in z.files if not k.startswith("__text__")}
         if suffix in (".pt", ".pth"):
             obj = torch.load(p, map_location="cpu", weights_only=True)
             if isinstance(obj, Mapping):
@@ -66,6 +66,29 @@ def read_arrays(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
     except Exception as err:  # corrupt or unreadable file
         raise DataError(f"{p}: cannot read {suffix} file ({type(err).__name__}: {err})") from err
     raise DataError(f"{p}: unsupported embedding file type {suffix!r} (use one of {SUFFIXES})")
+
+
+def read_texts(path: str | Path) -> dict[str, str]:
+    """The strings ``save_arrays(..., texts=)`` stored in a file (empty if none)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                return {k[8:]: str(z[k]) for k in z.files if k.startswith("__text__")}
+        if suffix in (".pt", ".pth"):
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+            return {k[8:]: str(v) for k, v in obj.items()
+                    if isinstance(k, str) and k.startswith("__text__")} if isinstance(
+                        obj, Mapping) else {}
+        if suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="numpy") as fh:
+                return dict(fh.metadata() or {})
+    except Exception as err:  # corrupt or unreadable file
+        raise DataError(f"{p}: cannot read {suffix} file ({type(err).__name__}: {err})") from err
+    return {}
 
 
 def load_embeddings(path: str | Path, key: str | None = None, mmap: bool = True) -> np.ndarray:
@@ -109,28 +132,37 @@ def load_labels(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def save_arrays(path: str | Path, arrays: Mapping[str, Any]) -> Path:
+def save_arrays(path: str | Path, arrays: Mapping[str, Any],
+                texts: Mapping[str, str] | None = None) -> Path:
     """Write ``{key: array}`` atomically; format by suffix (.npz, .pt, .safetensors; .npy takes a
-    single array)."""
+    single array). ``texts``: strings stored beside the arrays (read back by ``read_texts``):
+    unicode arrays in .npz, strings in .pt, header metadata in .safetensors."""
     p = Path(path)
     data = {k: a for k, v in arrays.items() if (a := _to_numpy(v)) is not None}
+    texts = dict(texts or {})
     suffix = p.suffix.lower()
+    if texts and suffix == ".npy":
+        raise DataError(f"{p}: .npy holds one array; use .npz to keep captions and metadata")
 
     def writer(tmp: Path) -> None:
         if suffix == ".npz":
             with open(tmp, "wb") as fh:
-                np.savez(fh, **data)
+                np.savez(fh, **data, **{f"__text__{k}": np.array(v) for k, v in texts.items()})
         elif suffix == ".npy":
             if len(data) != 1:
                 raise DataError(f"{p}: .npy holds one array, got {sorted(data)}")
             with open(tmp, "wb") as fh:
                 np.save(fh, next(iter(data.values())))
         elif suffix in (".pt", ".pth"):
-            torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}, tmp)
+            obj: dict[str, Any] = {k: torch.from_numpy(np.ascontiguousarray(v))
+                                   for k, v in data.items()}
+            obj.update({f"__text__{k}": v for k, v in texts.items()})
+            torch.save(obj, tmp)
         elif suffix == ".safetensors":
             from safetensors.numpy import save_file
 
-            save_file({k: np.ascontiguousarray(v) for k, v in data.items()}, str(tmp))
+            save_file({k: np.ascontiguousarray(v) for k, v in data.items()}, str(tmp),
+                      metadata=texts or None)
         else:
             raise DataError(f"{p}: unsupported output type {suffix!r} (use one of {SUFFIXES})")
 

@@ -8,6 +8,7 @@ object is accepted too. ``evaluate_embeddings`` runs suites on embeddings you al
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from clipspace.data.embeddings_io import save_arrays
+from clipspace.data.embeddings_io import read_arrays, read_texts, save_arrays
 from clipspace.errors import DataError
 from clipspace.eval.datasets import dataset_tokenizer, has_train_split, load_eval_dataset
 from clipspace.eval.embed import Embeddings, embed
@@ -135,16 +136,60 @@ def embedding_arrays(emb: Embeddings) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_embeddings(emb: Embeddings, out: str | Path) -> Path:
-    """Write ``embedding_arrays(emb)`` atomically to ``out`` (.npz / .pt / .safetensors)."""
-    return save_arrays(out, embedding_arrays(emb))
+def save_embeddings(emb: Embeddings, out: str | Path, meta: dict[str, Any] | None = None
+                    ) -> Path:
+    """Write ``embedding_arrays(emb)``, the row positions, the captions and ``meta`` (e.g.
+    ``embedding_meta``: model, geometry, curvature, data) atomically to ``out`` (.npz / .pt /
+    .safetensors); ``load_saved_embeddings`` reads it back, ``clipspace analyze`` reads the
+    arrays."""
+    arrays = {**embedding_arrays(emb), "positions": np.asarray(emb.positions, dtype=np.int64)}
+    texts = {"captions": json.dumps(list(emb.captions)), "meta": json.dumps(meta or {})}
+    return save_arrays(out, arrays, texts)
+
+
+def embedding_meta(model: Any, data: Any, split: str) -> dict[str, Any]:
+    """What a saved embedding file records about where its points come from."""
+    config = getattr(model, "config", None)
+    return {
+        "format": "clipspace-embeddings",
+        "model": str(getattr(getattr(config, "model", None), "pretrained", "") or ""),
+        "geometry": str(getattr(getattr(model, "geometry", None), "__name__", "")).rsplit(
+            ".", 1)[-1],
+        "curv": float(model.curv().detach().float()) if hasattr(model, "curv") else 1.0,
+        "data": data if isinstance(data, str) else repr(data),
+        "split": split,
+    }
+
+
+def load_saved_embeddings(path: str | Path, dataset: Dataset | None = None
+                          ) -> tuple[Embeddings, dict[str, Any]]:
+    """(Embeddings, meta) of a ``save_embeddings`` file; ``dataset`` (the data the file was
+    embedded from) gives suites their tasks and chains. A file of another dataset or with
+    non-finite values is a DataError naming it."""
+    arrays, texts = read_arrays(path, mmap=False), read_texts(path)
+    if "captions" not in texts or "image" not in arrays or "text" not in arrays:
+        raise DataError(f"{path}: not a clipspace embedding file (write one with "
+                        "`clipspace embed` or `eval --save-embeddings`)")
+    captions = json.loads(texts["captions"])
+    image, text = torch.from_numpy(arrays.pop("image")), torch.from_numpy(arrays.pop("text"))
+    if not (torch.isfinite(image).all() and torch.isfinite(text).all()):
+        raise DataError(f"{path}: embeddings contain NaN or Inf")
+    positions = arrays.pop("positions", np.arange(len(captions)))
+    if dataset is not None and len(positions) and int(positions.max()) >= len(dataset):
+        raise DataError(f"{path}: rows point past the end of the data ({len(dataset)} items)")
+    labels = {k: v for k, v in arrays.items() if k not in ("caption_id", "caption_words")}
+    emb = Embeddings(image=image.float(), text=text.float(), captions=captions, labels=labels,
+                     positions=positions, dataset=dataset)
+    return emb, json.loads(texts.get("meta", "{}"))
 
 
 __all__ = [
     "DEFAULT_SUITES",
     "embedding_arrays",
+    "embedding_meta",
     "evaluate",
     "evaluate_embeddings",
+    "load_saved_embeddings",
     "parse_suites",
     "save_embeddings",
 ]

@@ -1,0 +1,60 @@
+"""``clipspace embed``: image and text points of a dataset in the model's own geometry, with
+labels, captions and where they come from, written once for ``eval`` and ``analyze``."""
+
+from __future__ import annotations
+
+import argparse
+
+from clipspace.cli.common import add_prompt_args
+from clipspace.eval import embed, embedding_meta, load_eval_dataset, save_embeddings
+from clipspace.eval.datasets import dataset_tokenizer
+from clipspace.models import load_model_and_tokenizer
+
+
+def add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="embed a dataset once (points in the model's geometry, "
+                       "labels, captions) for eval --embeddings and analyze --embeddings")
+    add_model_data_args(p)
+    p.add_argument("--out", required=True, help="output .npz / .pt / .safetensors (atomic)")
+    p.set_defaults(func=run_embed)
+
+
+def add_model_data_args(p: argparse.ArgumentParser) -> None:
+    """MODEL, --data and the options of the one embedding pass (shared by embed and eval)."""
+    p.add_argument("model", metavar="MODEL",
+                   help="run dir, step dir, .safetensors file or transformers directory "
+                   "(a preset name: an untrained model)")
+    p.add_argument("--data", required=True,
+                   help="mad:DIR, hierarcaps:CSV or imagefolder:DIR (one sub-folder per class)")
+    p.add_argument("--image-dir", default=None, help="HierarCaps image folder")
+    add_prompt_args(p)
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-samples", type=int, default=0, help="a seeded random subset (0: all)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: run's, else data's)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def load_for_embedding(args: argparse.Namespace):
+    """(model in eval mode, dataset, tokenizer) of the shared MODEL/--data arguments."""
+    from clipspace.data.tokenizer import get_tokenizer
+
+    model, tok = load_model_and_tokenizer(args.model)
+    model.to(args.device).eval()
+    if args.tokenizer:
+        tok = get_tokenizer(args.tokenizer, context_length=model.context_length)
+    dataset = load_eval_dataset(args.data, model, args.split, args.image_dir, args.classnames,
+                                args.templates)
+    return model, dataset, tok or dataset_tokenizer(dataset, model)
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    model, dataset, tok = load_for_embedding(args)
+    emb = embed(model, dataset, tok, args.batch_size, args.device, args.max_samples,
+                progress=not args.no_progress)
+    meta = {**embedding_meta(model, args.data, args.split), "model": str(args.model)}
+    out = save_embeddings(emb, args.out, meta)
+    print(f"wrote {out}: {len(emb)} images, dim {emb.image.shape[1]}, "
+          f"geometry {meta['geometry']} (curv {meta['curv']:.4g})")
+    return 0

@@ -1,0 +1,61 @@
+"""``clipspace embed`` writes points once; ``eval --embeddings`` and ``analyze --embeddings``
+read them back and give the numbers of a fresh embedding pass."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from clipspace.cli import main
+from clipspace.data.embeddings_io import read_arrays
+from clipspace.eval import load_saved_embeddings
+from clipspace.models import create_model, save_pretrained
+from tests.helpers.configs import TINY
+
+
+def _run(tmp_path: Path, tiny_mad: Path) -> Path:
+    torch.manual_seed(0)
+    model = create_model("meru", **TINY, **{"data.train": f"mad:{tiny_mad}"})
+    run = save_pretrained(model, tmp_path / "run")
+    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    return run
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors", ".pt"])
+def test_embed_then_eval_and_analyze(tmp_path: Path, tiny_mad: Path, capsys, suffix) -> None:
+    run, data = _run(tmp_path, tiny_mad), f"mad:{tiny_mad}"
+    out = tmp_path / f"emb{suffix}"
+    assert main(["embed", str(run), "--data", data, "--out", str(out), "--max-samples", "60",
+                 "--no-progress"]) == 0
+    assert "geometry lorentz" in capsys.readouterr().out
+    emb, meta = load_saved_embeddings(out)
+    assert len(emb) == 60 and meta["geometry"] == "lorentz" and meta["data"] == data
+    assert meta["curv"] == pytest.approx(1.0) and emb.captions[0]
+    assert {"digit", "colour", "caption_id", "positions"} <= set(read_arrays(out))
+    suite = ["--suite", "zeroshot,retrieval,hierarchy", "--no-progress"]
+    assert main(["eval", str(run), "--data", data, "--embeddings", str(out), *suite]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(run), "--data", data, "--max-samples", "60", *suite]) == 0
+    fresh = json.loads(capsys.readouterr().out)
+    for key in ("zeroshot", "retrieval"):
+        assert from_file[key] == fresh[key]
+    for key in ("precision", "recall", "tau_d"):
+        assert from_file["hierarchy"][key] == fresh["hierarchy"][key]
+    assert main(["analyze", "gap", "--embeddings", str(out), "--plot", str(tmp_path / "f")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 60 and (tmp_path / "f" / "root_distance.png").is_file()
+
+
+def test_eval_with_a_foreign_embedding_file_is_exit_2(tmp_path: Path, tiny_mad: Path,
+                                                      capsys) -> None:
+    run = _run(tmp_path, tiny_mad)
+    bogus = tmp_path / "x.npz"
+    import numpy as np
+
+    np.savez(bogus, image=np.zeros((3, 4), np.float32))
+    assert main(["eval", str(run), "--data", f"mad:{tiny_mad}", "--embeddings", str(bogus)]) == 2
+    assert "not a clipspace embedding file" in capsys.readouterr().err
