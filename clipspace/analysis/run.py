@@ -14,7 +14,7 @@ import torch
 from clipspace.analysis import plots as P
 from clipspace.analysis._arrays import normalize_rows, to_tensor
 from clipspace.analysis.ablation import ablate_dims
-from clipspace.analysis.gap import gap_stats, mean_difference, root_distances
+from clipspace.analysis.gap import gap_stats, geometric_gap, mean_difference, root_distances
 from clipspace.analysis.moad import moad
 from clipspace.analysis.neighbourhood import neighbourhood_test
 from clipspace.errors import DataError
@@ -101,7 +101,8 @@ def run_analysis(
     plots = Path(plot_dir) if plot_dir else None
     out: dict[str, Any] = {"analysis": what, "n": int(n), "dim": int(img.shape[1])}
     if what == "gap":
-        out.update(gap_stats(img, txt))
+        out.update(gap_stats(img, txt))  # the paper's cosine figures
+        out["geometric"] = geometric_gap(img, txt, geometry, curv)
         if plots:
             dists = root_distances(img, txt, geometry, curv)
             out["figures"] = [

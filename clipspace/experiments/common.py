@@ -111,12 +111,12 @@ def analyse_embeddings(model: Any, emb: Embeddings, fig_dir: Path) -> dict[str, 
     (root distances in the model's own geometry)."""
     labels = {**emb.labels, "caption_id": emb.caption_ids()}
     img, txt = emb.image, emb.text
+    curv = model.curv().detach().float().cpu()
     out: dict[str, Any] = {
-        "gap": run_analysis("gap", img, txt, labels),
+        "gap": run_analysis("gap", img, txt, labels, geometry=model.geometry, curv=curv),
         "moad": run_analysis("moad", img, txt, labels),
         "ablation": run_analysis("ablate-dims", img, txt, labels, plot_dir=fig_dir, max_k=20),
     }
-    curv = model.curv().detach().float().cpu()
     plots.plot_root_distance(root_distances(img, txt, model.geometry, curv),
                              fig_dir / "root_distance.png")
     plots.plot_mean_difference(mean_difference(img, txt).numpy(), fig_dir / "mean_difference.png")

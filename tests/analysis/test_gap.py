@@ -85,3 +85,26 @@ def test_root_distances_use_the_geometry() -> None:
     assert abs(e["image"] - 3.0).max() < 1e-5  # the origin is the root in Euclidean space
     h = root_distances(img * 3, txt, lorentz, curv=1.0)
     assert abs(h["image"] - lorentz.dist_to_origin(img * 3, 1.0).numpy()).max() < 1e-5
+
+
+def test_geometric_gap_in_each_geometry() -> None:
+    """Euclidean: equals the raw-vector L2M / L2I; identical modalities: no gap anywhere;
+    sphere and Lorentz distances agree with the geometry's own pairwise distances."""
+    from clipspace.analysis.gap import geometric_gap
+    from clipspace.geometry import euclidean, lorentz, sphere
+
+    g = torch.Generator().manual_seed(1)
+    img, txt = torch.randn(40, 6, generator=g) + 1.0, torch.randn(40, 6, generator=g)
+    e = geometric_gap(img, txt, euclidean)
+    raw = gap_stats(img, txt, normalize=False)
+    assert e["geodesic_l2m"] == pytest.approx(raw["l2m"], rel=1e-5)
+    assert e["geodesic_l2i"] == pytest.approx(raw["l2i"], rel=1e-5)
+    spread = torch.cdist(img.double(), img.double()).sum() / (40 * 39)
+    assert e["geodesic_img_spread"] == pytest.approx(float(spread), rel=1e-5)
+    for geo in (sphere, lorentz, euclidean):
+        same = geometric_gap(img, img.clone(), geo, 1.0)
+        # (the sphere's acos clamp puts identical points 1.4e-3 apart in float32)
+        assert same["geodesic_l2m"] == pytest.approx(0.0, abs=2e-3)
+        assert same["geodesic_rmg"] == pytest.approx(0.0, abs=2e-3)
+    h = geometric_gap(img * 0.3, txt * 0.3, lorentz, 2.0, max_rows=25)  # subsampled spread
+    assert 0 < h["geodesic_rmg"] < 1 and h["geometry"] == "lorentz"
