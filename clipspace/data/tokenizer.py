@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clipspace.data.hf_tokenizer import HFTokenizer, is_hf_tokenizer_dir, load_hf_tokenizer
 from clipspace.errors import DataError
 from clipspace.io import atomic_write_text
 
@@ -221,12 +222,20 @@ def load_tokenizer_json(path: str | Path, context_length: int | None = None) -> 
         raise DataError(f"{path}: {err}") from err
 
 
-def get_tokenizer(path_or_dir: str | Path, context_length: int | None = None) -> Tokenizer:
+def get_tokenizer(
+    path_or_dir: str | Path, context_length: int | None = None
+) -> Tokenizer | HFTokenizer:
     """A tokenizer from a tokenizer.json file or a directory holding one (MAD dir, run dir).
 
+    A transformers tokenizer directory (``hf_tokenizer.is_hf_tokenizer_dir``: a CLIP / SigLIP
+    checkpoint directory, or its ``tokenizer.json``) gives an ``HFTokenizer``, whose ids are
+    transformers' own (``padding="max_length"``, as the CLIP and SigLIP processors pad).
     ``context_length`` overrides the stored one (e.g. the text tower's).
     """
     path = Path(path_or_dir)
+    hf_dir = path if path.is_dir() else path.parent
+    if (path.is_dir() or path.name == FILE_NAME) and is_hf_tokenizer_dir(hf_dir):
+        return load_hf_tokenizer(hf_dir, context_length)
     if path.is_dir():
         path = path / FILE_NAME
     if not path.is_file():

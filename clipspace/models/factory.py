@@ -3,7 +3,8 @@ a clipspace run/checkpoint, or any format with a registered loader.
 
 Checkpoints follow ``clipspace.checkpoint`` (the one format, written by training and
 fine-tuning alike). Other formats plug in through ``register_pretrained_loader(matcher,
-loader)``; transformers CLIP directories (``models.hf_clip``) are registered here.
+loader)``; transformers CLIP (``models.hf_clip``) and SigLIP / SigLIP 2 (``models.hf_siglip``)
+directories are registered here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from clipspace.config import (
 )
 from clipspace.data.tokenizer import get_tokenizer
 from clipspace.errors import ClipspaceError
-from clipspace.models import hf_clip
+from clipspace.models import hf_clip, hf_siglip
 from clipspace.models.clip_model import DEFAULT_EOT_ID, DEFAULT_PAD_ID, ClipModel
 
 _UNSET: Any = object()
@@ -44,6 +45,7 @@ def register_pretrained_loader(matcher: Callable[[Path], bool], loader: Pretrain
 
 
 register_pretrained_loader(lambda p: hf_clip.find_hf_base(p) is not None, hf_clip.load_hf_clip)
+register_pretrained_loader(hf_siglip.is_siglip_path, hf_siglip.load_hf_siglip)
 
 
 # --- configs ------------------------------------------------------------------------------------

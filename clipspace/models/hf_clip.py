@@ -13,7 +13,13 @@ A fine-tuned copy (``clipspace finetune``) is a run directory holding ``hf_base/
 directory's config, tokenizer and preprocessor files, no weights) plus clipspace checkpoints
 ``checkpoints/step_N/model.safetensors`` of the whole ``HFClipModel``; ``create_model(pretrained=
 RUN_OR_STEP_DIR)`` rebuilds it from ``hf_base`` and loads those weights. ``save_hf`` writes any
-``HFClipModel`` back as a transformers-loadable directory.
+``HFModel`` (CLIP, SigLIP) back as a transformers-loadable directory.
+
+The part every transformers family shares lives here too: ``HFModel`` (a ``ClipModel`` whose
+towers are transformers modules, with ``source``, ``preprocess``, ``tokenizer``, ``to_hf``),
+``load_hf_model`` (directory / fine-tuning run -> model), ``find_hf_base``, ``hf_preprocess``;
+``models.hf_siglip`` builds SigLIP / SigLIP 2 on them. The tokenizer wrapper ``HFTokenizer``
+lives in ``clipspace.data.hf_tokenizer`` (re-exported here).
 
 ``transformers`` is imported lazily (only when an HF directory is loaded).
 """
@@ -24,17 +30,23 @@ import copy
 import json
 import math
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
 from clipspace.checkpoint import find_weights, load_weights
 from clipspace.config import Config, resolve, set_value
+from clipspace.data.hf_tokenizer import (
+    HFTokenizer,
+    has_tokenizer_files,
+    import_transformers,
+    load_hf_tokenizer,
+    read_hf_config,
+)
 from clipspace.data.transforms import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
@@ -50,48 +62,54 @@ from clipspace.models.clip_model import ClipModel
 HF_BASE = "hf_base"
 HF_CONFIG = "config.json"
 PREPROCESSOR = "preprocessor_config.json"
-HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 #: files copied into ``hf_base`` / next to exported weights (whichever exist)
 SIDE_FILES = (
     HF_CONFIG, PREPROCESSOR, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "vocab.json", "merges.txt", "added_tokens.json", "processor_config.json",
+    "vocab.json", "merges.txt", "added_tokens.json", "processor_config.json", "spiece.model",
+    "tokenizer.model",
 )
+#: model_type -> transformers class, for the directories this module loads
+CLIP_CLASSES: dict[str, str] = {"clip": "CLIPModel"}
 
 
 def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ClipspaceError(
-            "loading a Hugging Face CLIP checkpoint needs transformers: pip install 'clipspace[hf]'"
-        ) from err
-    return transformers
+    return import_transformers()
 
 
 # --- recognising directories --------------------------------------------------------------------
 
 
+def hf_model_type(path: str | Path) -> str | None:
+    """``model_type`` of ``path/config.json`` if it is a transformers config, else None."""
+    data = read_hf_config(path)
+    return None if data is None else str(data["model_type"])
+
+
 def is_hf_clip_dir(path: str | Path) -> bool:
     """True if ``path/config.json`` is a transformers config with ``model_type == "clip"``."""
-    cfg = Path(path) / HF_CONFIG
-    if not cfg.is_file():
-        return False
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and data.get("model_type") == "clip"
+    return hf_model_type(path) in CLIP_CLASSES
 
 
-def find_hf_base(path: str | Path) -> Path | None:
+def find_hf_base(
+    path: str | Path, model_types: Collection[str] | None = tuple(CLIP_CLASSES)
+) -> Path | None:
     """The HF directory behind ``path``: ``path`` itself if it is one, else ``hf_base/`` in
-    ``path`` or one of its three parents (a fine-tuning run, step dir or weights file)."""
+    ``path`` or one of its three parents (a fine-tuning run, step dir or weights file).
+
+    ``model_types``: the ``config.json`` ``model_type`` values accepted (default CLIP's; None:
+    any transformers config)."""
+
+    def accepted(d: Path) -> bool:
+        kind = hf_model_type(d)
+        return kind is not None and (model_types is None or kind in model_types)
+
     p = Path(path).expanduser()
-    if p.is_dir() and is_hf_clip_dir(p):
+    if p.is_dir() and accepted(p):
         return p
     start = p if p.is_dir() else p.parent
     for parent in [start, *list(start.parents)[:3]]:
-        if is_hf_clip_dir(parent / HF_BASE):
+        if accepted(parent / HF_BASE):
             return parent / HF_BASE
     return None
 
@@ -104,22 +122,25 @@ def _has_hf_weights(path: Path) -> bool:
 
 
 class HFTextTower(nn.Module):
-    """transformers ``CLIPTextModel``: tokens (B, L) -> pooled end-token features (B, width).
+    """A transformers text model: tokens (B, L) -> its ``pooler_output`` (B, output_dim).
 
-    Pooling is transformers' own (first ``config.eos_token_id``; the legacy id 2 means argmax),
-    so padding after the end token never changes the output (causal attention)."""
+    CLIP (``CLIPTextModel``): the end-token features (first ``config.eos_token_id``; the legacy
+    id 2 means argmax), so padding after the end token never changes the output (causal
+    attention). SigLIP (``SiglipTextModel`` / ``Siglip2TextModel``): ``head`` of the last
+    position's features. Only ``input_ids`` are passed (no attention mask)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, output_dim: int | None = None) -> None:
         super().__init__()
         self.model = model
-        self.output_dim = int(model.config.hidden_size)
+        self.output_dim = int(output_dim or model.config.hidden_size)
 
     def forward(self, tokens: Tensor) -> Tensor:
         return self.model(input_ids=tokens).pooler_output
 
 
 class HFVisionTower(nn.Module):
-    """transformers ``CLIPVisionModel``: images (B, 3, H, W) -> post-LN class token (B, width)."""
+    """A transformers vision model: images (B, 3, H, W) -> its ``pooler_output`` (B, width):
+    the post-LN class token (CLIP) or the attention-pooling head (SigLIP)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -133,18 +154,23 @@ class HFVisionTower(nn.Module):
 # --- the model ----------------------------------------------------------------------------------
 
 
-def hf_config_to_clipspace(hf_config: Any, source: str = "") -> Config:
-    """A clipspace ``Config`` describing an HF CLIP: sphere, cosine InfoNCE, the checkpoint's
-    logit scale; ``model.*`` records the HF tower sizes (``model.name = "custom"``)."""
-    t, v = hf_config.text_config, hf_config.vision_config
-    scale = math.exp(float(getattr(hf_config, "logit_scale_init_value", math.log(1 / 0.07))))
+def hf_clipspace_config(
+    text_config: Any,
+    vision_config: Any,
+    values: Mapping[str, Any],
+    source: str = "",
+) -> Config:
+    """A clipspace ``Config`` describing a transformers dual encoder: the sphere (fixed
+    curvature), ``model.name = "custom"`` with the HF tower sizes (vit image tower, learned
+    positions), then ``values`` (dotted keys: ``model.embed_dim``, ``model.image.image_size``,
+    ``loss.*``, ...) on top."""
+    t, v = text_config, vision_config
     cfg = resolve("clip", {"geometry.learn_curv": False})
-    values = {
+    base = {
         "model.name": "custom",
         "model.pretrained": source,
-        "model.embed_dim": int(hf_config.projection_dim),
         "model.image.kind": "vit",
-        "model.image.image_size": int(v.image_size),
+        "model.image.image_size": int(getattr(v, "image_size", 224)),
         "model.image.patch_size": int(v.patch_size),
         "model.image.width": int(v.hidden_size),
         "model.image.depth": int(v.num_hidden_layers),
@@ -156,16 +182,25 @@ def hf_config_to_clipspace(hf_config: Any, source: str = "") -> Config:
         "model.text.width": int(t.hidden_size),
         "model.text.depth": int(t.num_hidden_layers),
         "model.text.heads": int(t.num_attention_heads),
-        "loss.logit_scale": scale,
-        "loss.max_logit_scale": max(100.0, scale),
     }
-    for key, value in values.items():
+    for key, value in {**base, **values}.items():
         set_value(cfg, key, value)
     return cfg
 
 
+def hf_config_to_clipspace(hf_config: Any, source: str = "") -> Config:
+    """A clipspace ``Config`` describing an HF CLIP: sphere, cosine InfoNCE, the checkpoint's
+    logit scale; ``model.*`` records the HF tower sizes (``model.name = "custom"``)."""
+    scale = math.exp(float(getattr(hf_config, "logit_scale_init_value", math.log(1 / 0.07))))
+    return hf_clipspace_config(hf_config.text_config, hf_config.vision_config, {
+        "model.embed_dim": int(hf_config.projection_dim),
+        "loss.logit_scale": scale,
+        "loss.max_logit_scale": max(100.0, scale),
+    }, source)
+
+
 def _placeholder_config(cfg: Config) -> Config:
-    """``cfg`` with tiny towers: ClipModel builds them and HFClipModel replaces them at once."""
+    """``cfg`` with tiny towers: ClipModel builds them and HFModel replaces them at once."""
     tiny = copy.deepcopy(cfg)
     for key, value in {
         "model.image.kind": "convnet", "model.image.width": 4, "model.image.depth": 1,
@@ -176,13 +211,65 @@ def _placeholder_config(cfg: Config) -> Config:
     return tiny
 
 
-class HFClipModel(ClipModel):
-    """A ``ClipModel`` around a transformers ``CLIPModel`` (same API; sphere geometry).
+class HFModel(ClipModel):
+    """A ``ClipModel`` whose towers and projections are a transformers model's own modules.
 
-    Attributes besides ClipModel's: ``hf_config`` (the transformers ``CLIPConfig``), ``source``
-    (the HF directory), ``preprocess`` (image -> tensor following the checkpoint's
-    preprocessor_config.json) and ``tokenizer`` (``HFTokenizer`` or None).
+    ``cfg`` describes the model (``hf_clipspace_config``: sphere, the loss with the checkpoint's
+    scalars); ``image_size``, ``context_length`` and ``embed_dim`` come from it. Attributes besides
+    ClipModel's: ``hf_config`` (the transformers config), ``source`` (the HF directory),
+    ``preprocess`` (image -> tensor following the checkpoint's preprocessor_config.json) and
+    ``tokenizer`` (``HFTokenizer`` or None). Subclasses name their transformers class
+    (``hf_class``) and the parts ``to_hf`` copies back (``hf_parts``, ``_export_scalars``).
     """
+
+    #: the transformers class ``to_hf`` builds (a subclass or its instances set it)
+    hf_class: str = ""
+
+    def __init__(
+        self,
+        hf_model: nn.Module,
+        cfg: Config,
+        towers: tuple[nn.Module, nn.Module, nn.Module, nn.Module],
+        source: str | Path = "",
+        eot_id: int | None = None,
+        pad_id: int = 0,
+        preprocess: Callable[[Any], Tensor] | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        """``towers``: (image tower, text tower, image projection, text projection)."""
+        super().__init__(_placeholder_config(cfg), eot_id=eot_id, pad_id=pad_id)
+        self.config = cfg
+        self.hf_config = hf_model.config
+        self.source = str(source)
+        self.visual, self.text, self.image_proj, self.text_proj = towers
+        self.image_size = int(cfg.model.image.image_size)
+        self.context_length = int(cfg.model.text.context_length)
+        self.embed_dim = int(cfg.model.embed_dim)
+        self.preprocess = preprocess or hf_preprocess({}, self.image_size)
+        self.tokenizer = tokenizer
+
+    def hf_parts(self) -> dict[str, nn.Module]:
+        """transformers attribute name -> this model's module holding those weights."""
+        raise NotImplementedError
+
+    def _export_scalars(self, out: nn.Module) -> None:
+        """Copy the scalars (logit scale, bias) into the transformers model ``out``."""
+
+    def to_hf(self) -> nn.Module:
+        """A transformers model (``hf_class``) holding copies of this model's current weights."""
+        out = getattr(_transformers(), self.hf_class)(copy.deepcopy(self.hf_config)).eval()
+        for name, module in self.hf_parts().items():
+            getattr(out, name).load_state_dict(module.state_dict())
+        with torch.no_grad():
+            self._export_scalars(out)
+        return out
+
+
+class HFClipModel(HFModel):
+    """A ``ClipModel`` around a transformers ``CLIPModel`` (same API; sphere geometry; cosine
+    InfoNCE with the checkpoint's logit scale). See ``HFModel`` for the attributes."""
+
+    hf_class = "CLIPModel"
 
     def __init__(
         self,
@@ -193,35 +280,19 @@ class HFClipModel(ClipModel):
         preprocess: Callable[[Any], Tensor] | None = None,
         tokenizer: Any = None,
     ) -> None:
-        hf_config = hf_model.config
-        cfg = hf_config_to_clipspace(hf_config, str(source))
-        super().__init__(_placeholder_config(cfg), eot_id=eot_id, pad_id=pad_id)
-        self.config = cfg
-        self.hf_config = hf_config
-        self.source = str(source)
-        self.visual = HFVisionTower(hf_model.vision_model)
-        self.text = HFTextTower(hf_model.text_model)
-        self.image_proj = hf_model.visual_projection
-        self.text_proj = hf_model.text_projection
+        towers = (HFVisionTower(hf_model.vision_model), HFTextTower(hf_model.text_model),
+                  hf_model.visual_projection, hf_model.text_projection)
+        cfg = hf_config_to_clipspace(hf_model.config, str(source))
+        super().__init__(hf_model, cfg, towers, source, eot_id, pad_id, preprocess, tokenizer)
         with torch.no_grad():
             self.objective.logit_scale.log_value.copy_(hf_model.logit_scale.detach().float())
-        self.image_size = int(hf_config.vision_config.image_size)
-        self.context_length = int(hf_config.text_config.max_position_embeddings)
-        self.embed_dim = int(hf_config.projection_dim)
-        self.preprocess = preprocess or hf_preprocess({}, self.image_size)
-        self.tokenizer = tokenizer
 
-    def to_hf(self) -> nn.Module:
-        """A transformers ``CLIPModel`` holding copies of this model's current weights."""
-        tr = _transformers()
-        out = tr.CLIPModel(copy.deepcopy(self.hf_config)).eval()
-        out.text_model.load_state_dict(self.text.model.state_dict())
-        out.vision_model.load_state_dict(self.visual.model.state_dict())
-        out.text_projection.load_state_dict(self.text_proj.state_dict())
-        out.visual_projection.load_state_dict(self.image_proj.state_dict())
-        with torch.no_grad():
-            out.logit_scale.copy_(self.objective.logit_scale.log_value.detach().float())
-        return out
+    def hf_parts(self) -> dict[str, nn.Module]:
+        return {"text_model": self.text.model, "vision_model": self.visual.model,
+                "text_projection": self.text_proj, "visual_projection": self.image_proj}
+
+    def _export_scalars(self, out: nn.Module) -> None:
+        out.logit_scale.copy_(self.objective.logit_scale.log_value.detach().float())
 
 
 # --- preprocessing ------------------------------------------------------------------------------
@@ -284,12 +355,18 @@ def _hw(value: Any, default: int) -> tuple[int, int] | int:
     raise ClipspaceError(f"{PREPROCESSOR}: unsupported size entry {value!r}")
 
 
-def hf_preprocess(spec: dict[str, Any], image_size: int = 224) -> Callable[[Any], Tensor]:
+def hf_preprocess(
+    spec: Mapping[str, Any], image_size: int = 224, defaults: Mapping[str, Any] | None = None
+) -> Callable[[Any], Tensor]:
     """Image -> float tensor (3, H, W) following a ``preprocessor_config.json`` dict: convert to
-    RGB, resize (shortest edge, bicubic by default), centre crop, x/255, (x - mean) / std.
+    RGB, resize (shortest edge, or exactly (h, w) for a ``{"height", "width"}`` size; bicubic by
+    default), centre crop, x/255, (x - mean) / std, as transformers' PIL image processors do.
 
-    Built from clipspace.data.transforms' ``Compose``/``ToRGB``/``ToTensor``/``Normalize`` plus
+    ``defaults``: the image processor class's defaults for keys the file leaves out (the
+    ``CLIPImageProcessor``'s when None: centre crop, OpenAI CLIP mean / std). Built from
+    clipspace.data.transforms' ``Compose``/``ToRGB``/``ToTensor``/``Normalize`` plus
     transformers-exact resize/crop rounding (``HFResize``/``HFCenterCrop``)."""
+    spec = {**(defaults or {}), **spec}
     steps: list[Callable[[Any], Any]] = [ToRGB()]
     if spec.get("do_resize", True):
         steps.append(HFResize(_hw(spec.get("size"), image_size), spec.get("resample", 3)))
@@ -306,143 +383,112 @@ def hf_preprocess(spec: dict[str, Any], image_size: int = 224) -> Callable[[Any]
     return Compose(steps)
 
 
-def read_preprocess(directory: str | Path, image_size: int = 224) -> Callable[[Any], Tensor]:
-    """``hf_preprocess`` of ``directory/preprocessor_config.json`` (defaults if absent)."""
+def read_preprocessor_config(directory: str | Path) -> dict[str, Any]:
+    """``directory/preprocessor_config.json`` as a dict ({} if absent)."""
     path = Path(directory) / PREPROCESSOR
-    spec: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            spec = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ClipspaceError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
-    return hf_preprocess(spec, image_size)
+    if not path.is_file():
+        return {}
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ClipspaceError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    if not isinstance(spec, dict):
+        raise ClipspaceError(f"{path}: not a JSON object")
+    return spec
+
+
+def read_preprocess(
+    directory: str | Path, image_size: int = 224, defaults: Mapping[str, Any] | None = None
+) -> Callable[[Any], Tensor]:
+    """``hf_preprocess`` of ``directory/preprocessor_config.json`` (defaults if absent)."""
+    return hf_preprocess(read_preprocessor_config(directory), image_size, defaults)
 
 
 # --- tokenizer ----------------------------------------------------------------------------------
 
 
-class HFTokenizer:
-    """clipspace tokenizer interface over a transformers tokenizer.
-
-    ``tok(str | list[str]) -> LongTensor (B, context_length)``: [SOT] ids[:L-2] [EOT] then pad
-    (pad = the tokenizer's pad token, else EOT, as OpenAI CLIP); the end token is always kept.
-    """
-
-    def __init__(self, hf_tokenizer: Any, context_length: int = 77) -> None:
-        self.hf = hf_tokenizer
-        self.context_length = int(context_length)
-        if self.context_length < 2:
-            raise ClipspaceError(f"context_length must be >= 2, got {context_length}")
-        eot = hf_tokenizer.eos_token_id
-        if eot is None:
-            raise ClipspaceError("Hugging Face tokenizer has no eos (end-of-text) token")
-        self.eot_id = int(eot)
-        sot = hf_tokenizer.bos_token_id
-        self.sot_id = None if sot is None else int(sot)
-        pad = hf_tokenizer.pad_token_id
-        self.pad_id = self.eot_id if pad is None else int(pad)
-        self._special = {i for i in (self.sot_id, self.eot_id, self.pad_id) if i is not None}
-
-    @property
-    def vocab_size(self) -> int:
-        return int(len(self.hf))
-
-    def encode(self, text: str) -> list[int]:
-        """Ids with SOT/EOT, truncated to ``context_length`` keeping EOT, unpadded."""
-        body = list(self.hf(text, add_special_tokens=False)["input_ids"])
-        head = [] if self.sot_id is None else [self.sot_id]
-        room = self.context_length - len(head) - 1
-        return [*head, *body[:room], self.eot_id]
-
-    def __call__(self, texts: str | Sequence[str]) -> Tensor:
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        out = np.full((len(texts), self.context_length), self.pad_id, dtype=np.int64)
-        if texts:
-            bodies = self.hf(texts, add_special_tokens=False)["input_ids"]
-            head = [] if self.sot_id is None else [self.sot_id]
-            room = self.context_length - len(head) - 1
-            for row, body in enumerate(bodies):
-                ids = [*head, *list(body)[:room], self.eot_id]
-                out[row, : len(ids)] = ids
-        return torch.from_numpy(out)
-
-    def decode(self, ids: Sequence[int] | Tensor) -> str:
-        if isinstance(ids, Tensor):
-            ids = ids.tolist()
-        keep = [int(i) for i in ids if int(i) not in self._special]
-        return str(self.hf.decode(keep, skip_special_tokens=True))
-
-    def save(self, path: str | Path) -> Path:
-        """``save_pretrained`` into directory ``path`` (tokenizer.json etc.)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.hf.save_pretrained(str(path))
-        return path
-
-    def __repr__(self) -> str:
-        return f"HFTokenizer(vocab_size={self.vocab_size}, context_length={self.context_length})"
-
-
 def get_hf_tokenizer(directory: str | Path, context_length: int | None = None) -> HFTokenizer:
-    """``HFTokenizer`` of an HF directory (or a fine-tuning run's ``hf_base``); the context
-    length defaults to the text tower's ``max_position_embeddings``."""
-    base = find_hf_base(directory) or Path(directory)
-    tr = _transformers()
-    try:
-        tok = tr.AutoTokenizer.from_pretrained(str(base))
-    except (OSError, ValueError) as err:
-        raise ClipspaceError(f"{base}: cannot load the Hugging Face tokenizer ({err})") from None
-    if context_length is None:
-        context_length = 77
-        if is_hf_clip_dir(base):
-            data = json.loads((base / HF_CONFIG).read_text(encoding="utf-8"))
-            context_length = int(data.get("text_config", {}).get("max_position_embeddings", 77))
-    return HFTokenizer(tok, context_length)
+    """``HFTokenizer`` (``clipspace.data.hf_tokenizer``) of an HF directory or a fine-tuning
+    run's ``hf_base``; the context length defaults to the text tower's
+    ``max_position_embeddings``."""
+    base = find_hf_base(directory, None) or Path(directory)
+    return load_hf_tokenizer(base, context_length)
 
 
 # --- loading and saving -------------------------------------------------------------------------
 
 
-def _build(base: Path, with_weights: bool) -> nn.Module:
-    tr = _transformers()
+def _build(base: Path, class_name: str, with_weights: bool) -> nn.Module:
+    """transformers ``class_name`` from ``base``: with its weights, or its config alone (the
+    weights then come from a clipspace checkpoint)."""
+    cls = getattr(_transformers(), class_name)
     if with_weights:
         try:
-            return tr.CLIPModel.from_pretrained(str(base), dtype=torch.float32).eval()
-        except (OSError, ValueError) as err:
-            raise ClipspaceError(f"{base}: cannot load the Hugging Face CLIP ({err})") from None
-    hf_cfg = tr.CLIPConfig.from_pretrained(str(base))
-    return tr.CLIPModel(hf_cfg).eval()
+            return cls.from_pretrained(str(base), dtype=torch.float32).eval()
+        except Exception as err:  # safetensors and torch raise their own error types
+            where = next((base / n for n in HF_WEIGHTS if (base / n).is_file()), base)
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ClipspaceError(f"{where}: cannot load the transformers {class_name} "
+                                 f"({type(err).__name__}: {first})") from None
+    return cls(cls.config_class.from_pretrained(str(base))).eval()
 
 
-def load_hf_clip(path: str | Path, with_tokenizer: bool = True) -> HFClipModel:
-    """An ``HFClipModel`` from an HF CLIP directory, or from a fine-tuning run / step directory /
-    weights file whose ``hf_base`` describes the architecture (weights from the checkpoint)."""
+def load_hf_tokenizer_of(base: Path, hf_config: Any, with_tokenizer: bool) -> HFTokenizer | None:
+    """The directory's tokenizer at the text tower's length, or None (``with_tokenizer`` off or
+    no tokenizer files). A tokenizer that is there but cannot be loaded is an error."""
+    if not with_tokenizer or not has_tokenizer_files(base):
+        return None
+    return load_hf_tokenizer(base, int(hf_config.text_config.max_position_embeddings))
+
+
+def load_hf_model(
+    path: str | Path,
+    classes: Mapping[str, str],
+    make: Callable[[nn.Module, Path], HFModel],
+    label: str,
+) -> HFModel:
+    """An ``HFModel`` from a transformers directory, or from a fine-tuning run / step directory /
+    weights file whose ``hf_base`` describes the architecture (weights from the checkpoint).
+
+    ``classes``: accepted ``model_type`` -> transformers class; ``make(hf_model, base)`` wraps
+    the loaded transformers model; ``label`` names the family in errors ("CLIP")."""
     p = Path(path).expanduser()
-    base = find_hf_base(p)
+    base = find_hf_base(p, tuple(classes))
     if base is None:
+        kinds = " / ".join(repr(k) for k in classes)
         raise ClipspaceError(
-            f"{p}: not a Hugging Face CLIP directory (config.json with model_type 'clip')"
+            f"{p}: not a Hugging Face {label} directory (config.json with model_type {kinds})"
         )
     is_base = p.is_dir() and p.resolve() == base.resolve()
     if is_base and not _has_hf_weights(base):
-        raise ClipspaceError(f"{base}: no {' or '.join(HF_WEIGHTS)} in this HF CLIP directory")
-    hf = _build(base, with_weights=is_base)
-    tok = None
-    if with_tokenizer and ((base / "tokenizer.json").is_file() or (base / "vocab.json").is_file()):
-        tok = get_hf_tokenizer(base, int(hf.config.text_config.max_position_embeddings))
-    eot = tok.eot_id if tok is not None else hf.config.text_config.eos_token_id
-    pad = tok.pad_id if tok is not None else (hf.config.text_config.pad_token_id or 0)
-    model = HFClipModel(
-        hf, source=base, eot_id=eot, pad_id=int(pad),
-        preprocess=read_preprocess(base, int(hf.config.vision_config.image_size)), tokenizer=tok,
-    )
+        raise ClipspaceError(
+            f"{base}: no {' or '.join(HF_WEIGHTS)} in this HF {label} directory"
+        )
+    class_name = classes[str(hf_model_type(base))]
+    model = make(_build(base, class_name, with_weights=is_base), base)
     if not is_base:
         files = find_weights(p)
         load_weights(model, files.weights)
         model.config.model.pretrained = str(files.weights)
     return model.eval()
+
+
+def load_hf_clip(path: str | Path, with_tokenizer: bool = True) -> HFClipModel:
+    """An ``HFClipModel`` from an HF CLIP directory, or from a fine-tuning run / step directory /
+    weights file whose ``hf_base`` describes the architecture (weights from the checkpoint)."""
+
+    def make(hf: nn.Module, base: Path) -> HFClipModel:
+        tok = load_hf_tokenizer_of(base, hf.config, with_tokenizer)
+        eot = tok.eot_id if tok is not None else hf.config.text_config.eos_token_id
+        pad = tok.pad_id if tok is not None else (hf.config.text_config.pad_token_id or 0)
+        return HFClipModel(
+            hf, source=base, eot_id=eot, pad_id=int(pad), tokenizer=tok,
+            preprocess=read_preprocess(base, int(hf.config.vision_config.image_size)),
+        )
+
+    model = load_hf_model(path, CLIP_CLASSES, make, "CLIP")
+    assert isinstance(model, HFClipModel)
+    return model
 
 
 def load_pretrained(path: str | Path) -> tuple[HFClipModel, HFTokenizer | None, Callable]:
@@ -461,13 +507,14 @@ def copy_side_files(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
-def save_hf(model: HFClipModel, out_dir: str | Path) -> Path:
-    """Write ``model`` as a transformers-loadable CLIP directory (weights, config, tokenizer and
-    preprocessor files), built in a temporary directory and renamed into place."""
-    if not isinstance(model, HFClipModel):
+def save_hf(model: HFModel, out_dir: str | Path) -> Path:
+    """Write ``model`` (an ``HFModel``: CLIP, SigLIP) as a transformers-loadable directory
+    (weights, config, tokenizer and preprocessor files), built in a temporary directory and
+    renamed into place."""
+    if not isinstance(model, HFModel):
         raise ClipspaceError(
-            "save_hf: only models loaded from a Hugging Face CLIP can be exported (clipspace's "
-            "own towers have no transformers equivalent)"
+            "save_hf: only models loaded from a Hugging Face directory can be exported "
+            "(clipspace's own towers have no transformers equivalent)"
         )
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, overwrite=True) as tmp:
@@ -480,18 +527,25 @@ def save_hf(model: HFClipModel, out_dir: str | Path) -> Path:
 
 
 __all__ = [
+    "CLIP_CLASSES",
     "HFClipModel",
+    "HFModel",
     "HFTextTower",
     "HFTokenizer",
     "HFVisionTower",
     "copy_side_files",
     "find_hf_base",
     "get_hf_tokenizer",
+    "hf_clipspace_config",
     "hf_config_to_clipspace",
+    "hf_model_type",
     "hf_preprocess",
     "is_hf_clip_dir",
     "load_hf_clip",
+    "load_hf_model",
+    "load_hf_tokenizer_of",
     "load_pretrained",
     "read_preprocess",
+    "read_preprocessor_config",
     "save_hf",
 ]
