@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from clipspace import __version__
 from clipspace.cli.analyze import add_analyze
+from clipspace.cli.compare import add_compare
 from clipspace.cli.data import add_data, add_tokenizer
 from clipspace.cli.embed import add_embed
 from clipspace.cli.eval import add_eval
@@ -31,6 +32,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "embed": add_embed,
     "eval": add_eval,
     "analyze": add_analyze,
+    "compare": add_compare,
     "report": add_report,
     "reproduce": add_reproduce,
 }
