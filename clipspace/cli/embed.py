@@ -25,8 +25,10 @@ def add_model_data_args(p: argparse.ArgumentParser) -> None:
                    help="run dir, step dir, .safetensors file or transformers directory "
                    "(a preset name: an untrained model)")
     p.add_argument("--data", required=True,
-                   help="mad:DIR, hierarcaps:CSV or imagefolder:DIR (one sub-folder per class)")
-    p.add_argument("--image-dir", default=None, help="HierarCaps image folder")
+                   help="mad:DIR, hierarcaps:CSV, imagefolder:DIR (one sub-folder per class), "
+                   "csv:FILE, coco:CAPTIONS.json or wds:PATTERN (several captions per image)")
+    p.add_argument("--image-dir", default=None,
+                   help="image folder of hierarcaps:, csv: and coco: data")
     add_prompt_args(p)
     p.add_argument("--split", default="test")
     p.add_argument("--max-samples", type=int, default=0, help="a seeded random subset (0: all)")

@@ -1,5 +1,7 @@
 """Evaluation data: a spec string (``mad:DIR``, ``hierarcaps:CSV[::IMAGES]``,
-``imagefolder:DIR``) or a Dataset; ``SCHEMES`` maps each scheme to its loader."""
+``imagefolder:DIR``, and images with several captions each: ``csv:FILE[::IMAGES]``,
+``wds:PATTERN``, ``coco:ANNOTATIONS.json[::IMAGES]``) or a Dataset; ``SCHEMES`` maps each scheme
+to its loader."""
 
 from __future__ import annotations
 
@@ -8,6 +10,13 @@ from typing import Any
 
 from torch.utils.data import Dataset, Subset
 
+from clipspace.data.captioned_images import (
+    DEFAULT_CSV_LAYOUT,
+    CaptionedImages,
+    read_coco_captions,
+    read_csv_groups,
+    read_wds_groups,
+)
 from clipspace.data.hierarcaps import HierarCapsImages
 from clipspace.data.imagefolder import ImageFolderDataset
 from clipspace.data.mad import MADDataset
@@ -51,11 +60,49 @@ def _imagefolder(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dat
                               templates=opts.get("templates"))
 
 
+def _split_images(path: str, opts: dict[str, Any]) -> tuple[str, str | None]:
+    """``FILE::IMAGES`` -> (FILE, IMAGES); else (path, the ``image_dir`` option)."""
+    if "::" in path:
+        path, image_dir = path.split("::", 1)
+        return path, image_dir
+    return path, opts.get("image_dir")
+
+
+def _csv_layouts(model: Any) -> list[tuple[str, str, str]]:
+    """Column layouts to try: the model's training config (``data.csv_*``), then the defaults."""
+    cfg = getattr(getattr(model, "config", None), "data", None)
+    own = (getattr(cfg, "csv_img_key", None), getattr(cfg, "csv_caption_key", None),
+           getattr(cfg, "csv_sep", None))
+    layouts = [own] if all(isinstance(v, str) and v for v in own) else []
+    return list(dict.fromkeys([*layouts, DEFAULT_CSV_LAYOUT]))
+
+
+def _csv(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:
+    """Image-caption rows; rows that share an image path are one image with several captions."""
+    path, image_dir = _split_images(path, opts)
+    groups = read_csv_groups(path, _csv_layouts(model), image_root=image_dir or "")
+    return CaptionedImages(groups, _image_transform(model), name=path)
+
+
+def _coco(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:
+    """A COCO captions JSON; images from ``::IMAGES``, ``image_dir``, else the JSON's folder."""
+    path, image_dir = _split_images(path, opts)
+    return CaptionedImages(read_coco_captions(path, image_dir), _image_transform(model), name=path)
+
+
+def _wds(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:
+    """WebDataset shards read once; samples with identical image bytes are one image."""
+    return CaptionedImages(read_wds_groups(path), _image_transform(model), name=path)
+
+
 #: scheme -> loader(path, model, split, options); options: image_dir, classnames, templates
 SCHEMES: dict[str, Callable[[str, Any, str, dict[str, Any]], Dataset]] = {
     "mad": _mad,
     "hierarcaps": _hierarcaps,
     "imagefolder": _imagefolder,
+    "csv": _csv,
+    "wds": _wds,
+    "coco": _coco,
 }
 #: schemes with a separate train split (the linear probe trains there; else on half the data)
 TRAIN_SPLIT_SCHEMES: tuple[str, ...] = ("mad",)
@@ -65,8 +112,9 @@ def load_eval_dataset(
     data: str | Dataset, model: Any = None, split: str = "test", image_dir: str | None = None,
     classnames: str | None = None, templates: str | None = None,
 ) -> Dataset:
-    """A Dataset for ``data`` (a spec string or an existing Dataset). ``image_dir``: HierarCaps
-    images; ``classnames`` / ``templates``: files for an image folder's zero-shot prompts."""
+    """A Dataset for ``data`` (a spec string or an existing Dataset). ``image_dir``: the image
+    folder of HierarCaps, COCO and CSV data; ``classnames`` / ``templates``: files for an image
+    folder's zero-shot prompts."""
     if not isinstance(data, str):
         return data
     kind, path = _parse_spec(data)

@@ -25,10 +25,14 @@ Tokenizer = Callable[[list[str]], Tensor]
 class Embeddings:
     """Points of one evaluated split.
 
-    ``image`` (N, D) and ``text`` (N, D, the point of each image's own caption) are float32 on
-    the CPU; ``labels`` maps label names to (N,) integer arrays; ``positions`` are the rows'
-    indices in ``dataset`` (a random subset under ``max_samples``); ``chains`` holds each
-    row's generic -> specific captions where the data has them (HierarCaps)."""
+    ``image`` (N, D) and ``text`` (N, D, the point of each image's own caption; its first one
+    when it has several) are float32 on the CPU; ``labels`` maps label names to (N,) integer
+    arrays; ``positions`` are the rows' indices in ``dataset`` (a random subset under
+    ``max_samples``); ``chains`` holds each row's generic -> specific captions where the data has
+    them (HierarCaps). Data with several captions per image (items with ``"texts"``: COCO,
+    Flickr30k, ``data.captioned_images``) also fills ``all_text`` (M, D, every caption),
+    ``all_captions`` (M) and ``text_image`` (M,) int, the image row of each caption; they stay
+    None / empty for one-caption data."""
 
     image: Tensor
     text: Tensor
@@ -37,6 +41,9 @@ class Embeddings:
     positions: np.ndarray
     dataset: Any = None
     chains: list[list[str]] = field(default_factory=list)
+    all_text: Tensor | None = None
+    text_image: np.ndarray | None = None
+    all_captions: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -54,7 +61,7 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         if isinstance(v, (bool, int, np.integer)):
             out[k] = torch.tensor([int(it[k]) for it in items], dtype=torch.long)
-        elif k == "captions":
+        elif k in ("captions", "texts"):
             out[k] = [list(it[k]) for it in items]
     return out
 
@@ -92,33 +99,47 @@ def embed(
     progress: bool = True,
 ) -> Embeddings:
     """Embed every image of ``dataset`` (or a seeded random subset of ``max_samples``) and
-    each distinct caption once."""
+    each distinct caption once (every caption of an image when items carry ``"texts"``)."""
     subset = random_subset(dataset, max_samples)
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate)
     imgs: list[Tensor] = []
     captions: list[str] = []
     labels: dict[str, list[Tensor]] = {}
     chains: list[list[str]] = []
+    texts: list[list[str]] = []
     for batch in tqdm(loader, desc="embed images", disable=not progress, leave=False):
         imgs.append(model.encode_image(batch["image"].to(device)).float().cpu())
         captions.extend(batch["caption"])
         chains.extend(batch.get("captions", []))
+        texts.extend(batch.get("texts", []))
         for k, v in batch.items():
             if isinstance(v, Tensor) and k != "image":
                 labels.setdefault(k, []).append(v)
-    uniq, inverse = np.unique(np.asarray(captions, dtype=object).astype(str), return_inverse=True)
-    txt_unique = encode_texts(model, tokenizer, list(uniq), batch_size, device)
+    all_captions = [c for group in texts for c in group]
+    points = _encode_unique(model, tokenizer, captions + all_captions, batch_size, device)
     positions = (np.asarray(subset.indices) if isinstance(subset, Subset)
                  else np.arange(len(captions)))
     return Embeddings(
         image=torch.cat(imgs, 0),
-        text=txt_unique[torch.from_numpy(inverse.reshape(-1))],
+        text=points[: len(captions)],
         captions=captions,
         labels={k: torch.cat(v).numpy() for k, v in labels.items()},
         positions=positions,
         dataset=dataset,
         chains=chains,
+        all_text=points[len(captions):] if texts else None,
+        text_image=(np.repeat(np.arange(len(texts)), [len(g) for g in texts]) if texts
+                    else None),
+        all_captions=all_captions,
     )
+
+
+def _encode_unique(model: Any, tokenizer: Tokenizer, texts: list[str], batch_size: int,
+                   device: str | torch.device) -> Tensor:
+    """Points of ``texts`` (len, D), encoding each distinct string once."""
+    uniq, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+    points = encode_texts(model, tokenizer, list(uniq), batch_size, device)
+    return points[torch.from_numpy(inverse.reshape(-1))]
 
 
 __all__ = ["Embeddings", "embed", "encode_texts", "random_subset"]

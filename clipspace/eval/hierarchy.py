@@ -1,23 +1,38 @@
 """Hierarchy metrics: the HierarCaps protocol and radius/specificity correlation
-(docs/reference.md section 4, HierarCaps paper).
+(docs/reference.md section 4, HierarCaps paper; docs/evaluation.md, "Hierarchy details").
 
-Protocol: candidates = all 4N test captions; radius rho(t) = distance of e_t to the root r
-(``geometry.dist`` to ``geometry.default_root`` or to a given root such as the embedding of "");
-50 thresholds linspace(min rho, max rho); at each threshold the prediction is the candidate of
-highest similarity among those with rho <= threshold; consecutive duplicates are dropped.
-Precision = |set(pred) & GT| / |set(pred)|; recall = fraction of the 4 GT levels predicted
-(string match); tau_d = mean over rows of Kendall tau (tau-b) between the GT radii and 1..4.
+``hierarcaps_metrics`` gives the numbers of the official HierarCaps evaluator
+(github.com/TAU-VAILab/hierarcaps, commit ba22b8914db10973e38d2c03f08bb4dce7ba118e,
+code/evaluation/hierarchical_retrieval.py) when it is given the same embeddings
+(tests/eval/test_hierarcaps_official.py checks it against that evaluator's outputs):
+
+* radius rho(t) of a candidate caption: ``hierarchy_radius`` (on the sphere the chord
+  |e/|e| - r/|r|| to the root, as the official code measures it; ``geometry.dist`` elsewhere);
+* thresholds: numpy ``linspace(min rho, max rho, n)`` (float64), rounded to rho's dtype and
+  compared ``rho <= t`` in that dtype, as torch compares a float32 tensor with a Python float;
+* prediction at a threshold: the candidate of highest similarity among those with rho <= t;
+  among equal similarities the one that comes first in ``candidates`` (the official code takes
+  the first maximum in (row, level) order, so pass candidates in first-occurrence order);
+  consecutive duplicates are dropped, and only the set of predictions is scored;
+* rows that show the same image (``groups``) form one image whose references are all their
+  chains: precision = |pred & union of references| / |pred|, recall = share of the levels k for
+  which some reference's level k is predicted; both are averaged over images;
+* tau_d: mean over rows of Kendall's tau between the stable argsort of the row's GT radii and
+  1..L, i.e. 1 - 2 D / (L (L - 1) / 2) with D the pairs of levels whose radii are strictly in the
+  wrong order (tied radii count as in order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
+
+from clipspace.geometry import sphere
 
 SimFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -29,6 +44,26 @@ def root_distance(points: Tensor, geometry: Any, curv: Any = 1.0, root: Tensor |
         root = geometry.default_root(points, curv)
     r = root.reshape(1, -1).to(points.dtype).expand_as(points)
     return geometry.dist(points, r, curv)
+
+
+def hierarchy_radius(points: Tensor, geometry: Any, curv: Any = 1.0,
+                     root: Tensor | None = None) -> Tensor:
+    """The radius of the hierarchy protocol, (N,).
+
+    Sphere: the chord |p/|p| - r/|r||, computed as the official HierarCaps evaluator does (its
+    thresholds are spaced along this radius, so the geodesic angle, although it orders points
+    the same way, gives other predictions). Euclidean and Lorentz: ``root_distance`` (the
+    geometry's own ``dist``). ``root`` defaults to ``geometry.default_root(points)``."""
+    if geometry is not sphere:
+        return root_distance(points, geometry, curv, root)
+    if root is None:
+        root = geometry.default_root(points, curv)
+    dtype = points.dtype if points.dtype in (torch.float32, torch.float64) else torch.float32
+    x = points.to(dtype)
+    r = root.reshape(-1).to(dtype=dtype, device=x.device)
+    x = x / x.norm(dim=-1, keepdim=True)
+    r = r / r.norm()
+    return (x - r).norm(dim=-1)
 
 
 def kendall_tau_vs_rank(radii: np.ndarray) -> np.ndarray:
@@ -45,6 +80,20 @@ def kendall_tau_vs_rank(radii: np.ndarray) -> np.ndarray:
     return tau
 
 
+def tau_d_rows(radii: np.ndarray) -> np.ndarray:
+    """Row-wise tau_d of the HierarCaps evaluator for radii (N, L) of levels 1..L.
+
+    The official code takes Kendall's tau between ``argsort(radii)`` and 1..L. A permutation
+    and its inverse have the same number of inversions, and a stable argsort keeps tied levels
+    in level order, so this is 1 - 2 D / P with D the level pairs i < j with r_i > r_j and
+    P = L (L - 1) / 2: a tie counts as in order (unlike tau-b, ``kendall_tau_vs_rank``)."""
+    r = np.asarray(radii, dtype=np.float64)
+    n = r.shape[1]
+    i, j = np.triu_indices(n, k=1)
+    discordant = (r[:, i] > r[:, j]).sum(1)
+    return 1.0 - 2.0 * discordant / (n * (n - 1) / 2)
+
+
 def drop_consecutive(seq: Sequence[str]) -> list[str]:
     out: list[str] = []
     for s in seq:
@@ -53,19 +102,31 @@ def drop_consecutive(seq: Sequence[str]) -> list[str]:
     return out
 
 
+def threshold_levels(rho: Tensor, n_thresholds: int = 50) -> Tensor:
+    """``numpy.linspace(min rho, max rho, n)`` in float64, then in rho's dtype and device (the
+    official evaluator compares its float32 radii with these Python floats in float32)."""
+    lo, hi = float(rho.min()), float(rho.max())
+    levels = torch.from_numpy(np.linspace(lo, hi, n_thresholds))
+    return levels.to(dtype=rho.dtype, device=rho.device)
+
+
 def threshold_predictions(
     sims: Tensor, rho: Tensor, n_thresholds: int = 50
 ) -> Tensor:
-    """(N, T) candidate indices: per threshold, argmax similarity among candidates with rho <= t.
+    """(N, T) candidate indices: per threshold t, the argmax similarity among candidates with
+    rho <= t; among equal similarities the lowest candidate index wins.
 
-    O(N M log M) via a cumulative max over candidates sorted by rho."""
-    rho = rho.to(torch.float64)
+    O(N M log M): candidates are ranked by (similarity descending, index), then a cumulative
+    min of the ranks runs over the candidates sorted by rho."""
+    m = sims.shape[1]
     order = torch.argsort(rho, stable=True)
-    rs = rho[order]
-    thresholds = torch.linspace(float(rs[0]), float(rs[-1]), n_thresholds, dtype=torch.float64)
-    counts = torch.searchsorted(rs, thresholds, right=True).clamp(min=1)
-    counts[-1] = len(rs)  # linspace end point can round below max rho
-    _, arg = torch.cummax(sims[:, order], dim=1)
+    counts = torch.searchsorted(rho[order], threshold_levels(rho, n_thresholds), right=True)
+    counts = counts.clamp(min=1).to(sims.device)
+    by_sim = torch.sort(sims, dim=1, descending=True, stable=True).indices
+    rank = torch.empty_like(by_sim)
+    rank.scatter_(1, by_sim, torch.arange(m, device=sims.device).expand_as(by_sim))
+    order = order.to(sims.device)
+    _, arg = torch.cummin(rank[:, order], dim=1)
     return order[arg[:, counts - 1]]
 
 
@@ -81,27 +142,43 @@ def hierarcaps_metrics(
     chunk: int = 256,
     progress: bool = False,
     return_predictions: bool = False,
+    groups: Sequence[Hashable] | None = None,
 ) -> dict[str, Any]:
-    """Precision, recall and tau_d of the HierarCaps protocol.
+    """Precision, recall and tau_d of the HierarCaps protocol (the official evaluator's rules,
+    module docstring).
 
-    img (N, D) image points; candidates (M, D) caption points with texts ``candidate_texts`` and
-    radii ``rho`` (M,); ground_truth[i] = the 4 GT captions of image i, generic to specific;
-    ``gt_rho`` (N, 4) their radii (default: looked up by caption string among the candidates).
+    img (N, D) image points, one per row; candidates (M, D) caption points with texts
+    ``candidate_texts`` and radii ``rho`` (M,); ground_truth[i] = the GT chain of row i,
+    generic to specific; ``gt_rho`` (N, L) their radii (default: looked up by caption string
+    among the candidates). ``groups[i]``: an image key; rows with equal keys are one image (the
+    first row's point) with several references. Without it every row is its own image.
+    Precision and recall average over images, tau_d over rows.
     """
     n = img.shape[0]
     if len(ground_truth) != n:
         raise ValueError(f"{len(ground_truth)} ground-truth rows for {n} images")
+    keys = list(range(n)) if groups is None else list(groups)
+    if len(keys) != n:
+        raise ValueError(f"{len(keys)} image groups for {n} images")
+    members: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        members.setdefault(key, []).append(i)
+    first = torch.tensor([rows[0] for rows in members.values()], dtype=torch.long)
+    refs = [[list(ground_truth[i]) for i in rows] for rows in members.values()]
     texts = list(candidate_texts)
     prec, rec, preds_out = [], [], []
-    for s in tqdm(range(0, n, chunk), desc="hierarcaps", disable=not progress, leave=False):
-        sims = sim_fn(img[s : s + chunk], candidates)
+    for s in tqdm(range(0, len(first), chunk), desc="hierarcaps", disable=not progress,
+                  leave=False):
+        sims = sim_fn(img[first[s : s + chunk].to(img.device)], candidates)
         idx = threshold_predictions(sims, rho, n_thresholds).tolist()
-        for row, gt in zip(idx, ground_truth[s : s + chunk], strict=True):
+        for row, gts in zip(idx, refs[s : s + chunk], strict=True):
             pred = drop_consecutive([texts[j] for j in row])
-            ps, gs = set(pred), set(gt)
-            hit = len(ps & gs)
-            prec.append(hit / len(ps))
-            rec.append(sum(g in ps for g in gt) / len(gt))
+            ps = set(pred)
+            gs = {g for gt in gts for g in gt}
+            depth = max(len(gt) for gt in gts)
+            prec.append(len(ps & gs) / len(ps))
+            rec.append(sum(any(k < len(gt) and gt[k] in ps for gt in gts)
+                           for k in range(depth)) / depth)
             if return_predictions:
                 preds_out.append(pred)
     if gt_rho is None:
@@ -110,12 +187,13 @@ def hierarcaps_metrics(
             gt_rho = np.array([[lookup[g] for g in gt] for gt in ground_truth], dtype=np.float64)
         except KeyError as err:
             raise ValueError(f"ground-truth caption {err} is not among the candidates") from None
-    tau = kendall_tau_vs_rank(gt_rho)
+    tau = tau_d_rows(gt_rho)
     out: dict[str, Any] = {
         "precision": float(np.mean(prec)),
         "recall": float(np.mean(rec)),
         "tau_d": float(np.mean(tau)),
         "n": n,
+        "images": len(first),
         "candidates": len(texts),
     }
     if return_predictions:

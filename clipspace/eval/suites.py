@@ -16,11 +16,12 @@ from torch import Tensor
 from torch.utils.data import Subset
 
 from clipspace.data.chains import chains_from_labels
+from clipspace.data.hierarcaps import HierarCapsImages
 from clipspace.data.zeroshot import ZeroShotTask, mad_tasks
 from clipspace.eval.consistency import mad_consistency
 from clipspace.eval.datasets import caption_num_attrs, innermost
 from clipspace.eval.embed import Embeddings, encode_texts
-from clipspace.eval.hierarchy import hierarcaps_metrics, root_distance, specificity_correlation
+from clipspace.eval.hierarchy import hierarcaps_metrics, hierarchy_radius, specificity_correlation
 from clipspace.eval.linear_probe import linear_probe
 from clipspace.eval.retrieval import caption_groups, recall_at_k
 from clipspace.eval.traversal import traverse
@@ -87,18 +88,30 @@ def zeroshot_suite(ctx: SuiteContext) -> dict[str, Any]:
     return out
 
 
+def retrieval_gallery(emb: Embeddings) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """(texts, image groups, text groups) that retrieval ranks: with several captions per image
+    (``emb.all_text``) every caption, a hit being the caption's own image; else each row's
+    caption, a hit being any equal caption (``caption_groups``: MAD captions repeat)."""
+    if emb.all_text is not None and emb.text_image is not None:
+        return emb.all_text, np.arange(len(emb)), np.asarray(emb.text_image)
+    gi, gt = caption_groups(emb.captions)
+    return emb.text, gi, gt
+
+
 def retrieval_suite(ctx: SuiteContext) -> dict[str, Any]:
-    """Recall@1/5/10 both ways (a hit: any image/caption equal to the target's), plus the
-    instance-level R@1 (only the row's own pair counts) and, on MAD, the consistency rule
-    (``consistent_*``: the caption's attributes hold for the image; ``eval.consistency``)."""
-    gi, gt = caption_groups(ctx.emb.captions)
-    img, txt = ctx.emb.image.to(ctx.device), ctx.emb.text.to(ctx.device)
+    """Recall@1/5/10 both ways (a hit: any image/caption equal to the target's; with several
+    captions per image, any of the image's captions / the caption's own image), plus the
+    instance-level R@1 (only the row's own (first) caption counts) and, on MAD, the consistency
+    rule (``consistent_*``: the caption's attributes hold for the image; ``eval.consistency``)."""
+    txt, gi, gt = retrieval_gallery(ctx.emb)
+    img, txt = ctx.emb.image.to(ctx.device), txt.to(ctx.device)
     score = ctx.model.similarity
     res = recall_at_k(img, txt, score_fn=score, img_groups=gi, txt_groups=gt)
-    inst = recall_at_k(img, txt, score_fn=score, ks=(1,))
+    inst = recall_at_k(img, ctx.emb.text.to(ctx.device), score_fn=score, ks=(1,))
     res["instance_i2t_r1"] = inst["i2t_r1"]
     res["instance_t2i_r1"] = inst["t2i_r1"]
-    res["unique_captions"] = int(gt.max() + 1)
+    res["unique_captions"] = len(set(ctx.emb.all_captions or ctx.emb.captions))
+    res["captions"] = int(txt.shape[0])
     res.update(mad_consistency(ctx.emb, score, ctx.device))
     return res
 
@@ -150,24 +163,41 @@ def hierarchy_root_point(ctx: SuiteContext, cand: Tensor) -> Tensor:
     return ctx.model.geometry.default_root(cand, ctx.model.curv().detach().float().cpu())
 
 
+def image_keys(emb: Embeddings) -> list[str] | None:
+    """The image file of every row of a HierarCaps split (a CSV may list an image on several
+    rows: the official evaluator scores it once, with all its chains as references); None for
+    other data (every row is its own image)."""
+    base = emb.dataset
+    while isinstance(base, Subset):
+        base = base.dataset
+    index = emb.labels.get("index")
+    if not isinstance(base, HierarCapsImages) or index is None:
+        return None
+    return [str(base.rows[int(i)].image_path) for i in index]
+
+
 def hierarchy_suite(ctx: SuiteContext) -> dict[str, Any]:
-    """HierarCaps protocol (docs/reference.md section 4): P/R of predicted chains, tau_d, plus
-    the Spearman correlation of root distance with specificity and three traversals."""
+    """HierarCaps protocol (docs/reference.md section 4; the official evaluator's rules,
+    ``eval.hierarchy``): P/R of predicted chains, tau_d, plus the Spearman correlation of the
+    radius with specificity and three traversals. Candidates in first-occurrence order."""
     model, emb = ctx.model, ctx.emb
+    if not emb.chains and "digit" not in emb.labels:
+        return {"skipped": "no caption chains in this data (HierarCaps or MAD)"}
     geom, curv = model.geometry, model.curv().detach().float().cpu()
     chains = chains_of(emb)
-    cand_texts = sorted({c for ch in chains for c in ch})
+    cand_texts = list(dict.fromkeys(c for ch in chains for c in ch))
     cand = encode_texts(model, ctx.tokenizer, cand_texts, ctx.batch_size, ctx.device)
     root_pt = hierarchy_root_point(ctx, cand)
-    rho = root_distance(cand, geom, curv, root_pt)
+    rho = hierarchy_radius(cand, geom, curv, root_pt)
 
     def sim(a: Tensor, b: Tensor) -> Tensor:
         return model.similarity(a.to(ctx.device), b.to(ctx.device)).float().cpu()
 
-    out = hierarcaps_metrics(emb.image, cand, cand_texts, rho, chains, sim)
+    out = hierarcaps_metrics(emb.image, cand, cand_texts, rho, chains, sim,
+                             groups=image_keys(emb))
     lookup = dict(zip(cand_texts, rho.tolist(), strict=True))
     lvl_rho = np.array([[lookup[c] for c in ch] for ch in chains])
-    img_rho = root_distance(emb.image, geom, curv, root_pt).numpy()
+    img_rho = hierarchy_radius(emb.image, geom, curv, root_pt).numpy()
     out.update(_specificity(lvl_rho, img_rho))
     out["traversals"] = [
         {"index": i, "caption": emb.captions[i], "chain": list(chains[i]),
@@ -217,6 +247,7 @@ __all__ = [
     "hierarchy_suite",
     "linear_probe_suite",
     "register_suite",
+    "retrieval_gallery",
     "retrieval_suite",
     "zeroshot_suite",
 ]
