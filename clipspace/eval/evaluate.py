@@ -144,6 +144,9 @@ def save_embeddings(emb: Embeddings, out: str | Path, meta: dict[str, Any] | Non
     arrays."""
     arrays = {**embedding_arrays(emb), "positions": np.asarray(emb.positions, dtype=np.int64)}
     texts = {"captions": json.dumps(list(emb.captions)), "meta": json.dumps(meta or {})}
+    if emb.all_text is not None:  # several captions per image: every caption and its image
+        arrays.update(all_text=emb.all_text.numpy(), text_image=emb.text_image)
+        texts["all_captions"] = json.dumps(list(emb.all_captions))
     return save_arrays(out, arrays, texts)
 
 
@@ -175,11 +178,15 @@ def load_saved_embeddings(path: str | Path, dataset: Dataset | None = None
     if not (torch.isfinite(image).all() and torch.isfinite(text).all()):
         raise DataError(f"{path}: embeddings contain NaN or Inf")
     positions = arrays.pop("positions", np.arange(len(captions)))
+    all_text, text_image = arrays.pop("all_text", None), arrays.pop("text_image", None)
     if dataset is not None and len(positions) and int(positions.max()) >= len(dataset):
         raise DataError(f"{path}: rows point past the end of the data ({len(dataset)} items)")
     labels = {k: v for k, v in arrays.items() if k not in ("caption_id", "caption_words")}
     emb = Embeddings(image=image.float(), text=text.float(), captions=captions, labels=labels,
-                     positions=positions, dataset=dataset)
+                     positions=positions, dataset=dataset,
+                     all_text=None if all_text is None else torch.from_numpy(all_text).float(),
+                     text_image=text_image,
+                     all_captions=json.loads(texts.get("all_captions", "[]")))
     return emb, json.loads(texts.get("meta", "{}"))
 
 

@@ -59,3 +59,27 @@ def test_eval_with_a_foreign_embedding_file_is_exit_2(tmp_path: Path, tiny_mad: 
     np.savez(bogus, image=np.zeros((3, 4), np.float32))
     assert main(["eval", str(run), "--data", f"mad:{tiny_mad}", "--embeddings", str(bogus)]) == 2
     assert "not a clipspace embedding file" in capsys.readouterr().err
+
+
+def test_multi_caption_embeddings_round_trip(tmp_path: Path, tiny_mad: Path, capsys) -> None:
+    """Every caption of a multi-caption dataset survives embed -> eval --embeddings."""
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    lines = ["filepath\ttitle"]
+    for i in range(6):
+        Image.new("RGB", (20, 20), (40 * i, 10, 200 - 30 * i)).save(tmp_path / "img" / f"{i}.png")
+        lines += [f"img/{i}.png\tred {i}", f"img/{i}.png\tdark {i % 3}"]
+    (tmp_path / "d.tsv").write_text("\n".join(lines) + "\n")
+    run, data = _run(tmp_path, tiny_mad), f"csv:{tmp_path / 'd.tsv'}"
+    out = tmp_path / "e.npz"
+    assert main(["embed", str(run), "--data", data, "--out", str(out), "--no-progress"]) == 0
+    emb, _ = load_saved_embeddings(out)
+    assert emb.all_text is not None and emb.all_text.shape[0] == 12 and len(emb.all_captions) == 12
+    assert list(emb.text_image) == [i // 2 for i in range(12)]
+    capsys.readouterr()
+    args = ["eval", str(run), "--data", data, "--suite", "retrieval", "--no-progress"]
+    assert main([*args, "--embeddings", str(out)]) == 0
+    from_file = json.loads(capsys.readouterr().out)["retrieval"]
+    assert main(args) == 0
+    assert from_file == json.loads(capsys.readouterr().out)["retrieval"]
