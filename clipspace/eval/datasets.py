@@ -10,6 +10,7 @@ from typing import Any
 
 from torch.utils.data import Dataset, Subset
 
+from clipspace.data import mad_schema
 from clipspace.data.captioned_images import (
     DEFAULT_CSV_LAYOUT,
     CaptionedImages,
@@ -39,13 +40,27 @@ def _image_transform(model: Any) -> Any:
     return getattr(model, "preprocess", None) or image_transform(size)
 
 
+def _mad_transform(model: Any) -> Any:
+    """MAD images (28x28) for the model's input: its own preprocessing (pretrained checkpoints:
+    resize, crop, their normalisation), a squash-resize with MAD's statistics for a clipspace
+    tower of another size, else None (MAD's own 28x28 tensors)."""
+    if getattr(model, "preprocess", None) is not None:
+        return model.preprocess
+    size = int(getattr(model, "image_size", 28) or 28)
+    if size == 28:
+        return None
+    return image_transform(size, mad_schema.MEAN, mad_schema.STD, resize_mode="squash")
+
+
 def _mad(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:
     """MAD, captions shaped like the ones the model trained on (its config's data section)."""
     data_cfg = getattr(getattr(model, "config", None), "data", None)
+    transform = _mad_transform(model)
     if data_cfg is None or not str(getattr(data_cfg, "train", "")).startswith("mad:"):
-        return MADDataset(path, split=split)
+        return MADDataset(path, split=split, transform=transform)
     return MADDataset(path, split=split, num_attrs=data_cfg.num_attrs,
-                      main_object=data_cfg.main_object, objects_only=data_cfg.objects_only)
+                      main_object=data_cfg.main_object, objects_only=data_cfg.objects_only,
+                      transform=transform)
 
 
 def _hierarcaps(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:

@@ -98,3 +98,17 @@ def test_hierarchy_root_empty_uses_empty_caption(tiny_mad) -> None:
     assert root.shape == img.shape[1:]
     with pytest.raises(Exception, match="hierarchy_root"):
         evaluate(model, f"mad:{tiny_mad}", suites=["hierarchy"], hierarchy_root="mean")
+
+
+def test_mad_images_fit_any_model_input(tiny_mad, tmp_path) -> None:
+    """MAD's 28x28 images reach a larger tower resized, and a pretrained checkpoint through its
+    own preprocessing."""
+    from tests.helpers.hf import make_tiny_hf_siglip
+
+    big = models.create_model("clip", **{"model.image.image_size": 56})
+    assert load_eval_dataset(f"mad:{tiny_mad}", big)[0]["image"].shape == (3, 56, 56)
+    hf = models.create_model(pretrained=str(make_tiny_hf_siglip(tmp_path / "s", image_size=32)))
+    item = load_eval_dataset(f"mad:{tiny_mad}", hf)[0]
+    assert item["image"].shape == (3, 32, 32)
+    assert load_eval_dataset(f"mad:{tiny_mad}", models.create_model("clip"))[0][
+        "image"].shape == (3, 28, 28)
