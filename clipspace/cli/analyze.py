@@ -29,6 +29,10 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-key", default=None)
     p.add_argument("--labels", default=None, help="file of 1-D integer label arrays")
     p.add_argument("--label-key", default="digit", help="object / class label (default digit)")
+    p.add_argument("--object-column", default=None, metavar="COLUMN",
+                   help="csv: data: the object label column (MOAD on real data; sets --label-key)")
+    p.add_argument("--attribute-column", action="append", default=[], metavar="COLUMN",
+                   help="csv: data: an attribute label column (repeatable)")
     p.add_argument("--geometry", default=None, choices=list(GEOMETRIES),
                    help="space of the embedding files (root distances of gap --plot; default: "
                    "the file's recorded geometry, else sphere); with --model the model's own")
@@ -52,8 +56,9 @@ def _run_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict, Any, Any]:
         raise ClipspaceError("analyze --run needs --data mad:DIR (or hierarcaps:CSV)")
     model, tok = load_model_and_tokenizer(args.run)
     model.eval()
+    columns = tuple(c for c in (args.object_column, *args.attribute_column) if c)
     ds = load_eval_dataset(args.data, model, args.split, classnames=args.classnames,
-                           templates=args.templates)
+                           templates=args.templates, label_columns=columns)
     emb = embed(model, ds, tok or dataset_tokenizer(ds, model), max_samples=args.max_samples)
     arrays = embedding_arrays(emb)
     img, txt = arrays.pop("image"), arrays.pop("text")
@@ -88,6 +93,8 @@ def _file_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict | None]:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    if args.object_column:
+        args.label_key = args.object_column
     if args.run:
         img, txt, labels, geometry, curv = _run_inputs(args)
     else:

@@ -31,7 +31,7 @@ import os
 import tarfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class ImageCaptions:
     source: Path | bytes
     name: str
     captions: list[str]
+    labels: dict[str, int] = field(default_factory=dict)
 
 
 class CaptionedImages(Dataset):
@@ -86,7 +87,7 @@ class CaptionedImages(Dataset):
             raise DataError(f"{item.name}: cannot read the image "
                             f"({type(exc).__name__}: {exc})") from None
         return {"image": self.transform(image), "text": item.captions[0],
-                "texts": list(item.captions), "index": int(index)}
+                "texts": list(item.captions), "index": int(index), **item.labels}
 
 
 def read_utf8(path: Path, what: str = "file") -> str:
@@ -142,12 +143,33 @@ def group_captions(keys: Sequence[str], captions: Sequence[str]) -> dict[str, li
     return groups
 
 
+def read_label_columns(path: Path, sep: str, img_key: str, columns: Sequence[str]
+                       ) -> dict[str, dict[str, int]]:
+    """``{image path as written: {column: label}}`` for label ``columns`` of a CSV (the first row
+    of an image decides), each column's values re-indexed 0..K-1 in sorted order (object and
+    attribute names of the MIT-States / UT-Zappos setting)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh, delimiter=sep)
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DataError(f"{path}: label column(s) {missing} not found; columns {header}")
+        raw: dict[str, dict[str, str]] = {}
+        for row in reader:
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            raw.setdefault(row[img_key], {c: row[c] for c in columns})
+    ids = {c: {v: i for i, v in enumerate(sorted({r[c] for r in raw.values()}))}
+           for c in columns}
+    return {f: {c: ids[c][vals[c]] for c in columns} for f, vals in raw.items()}
+
+
 def read_csv_groups(
     path: str | Path, layouts: Sequence[tuple[str, str, str]] = (DEFAULT_CSV_LAYOUT,),
-    image_root: str | Path = "",
+    image_root: str | Path = "", label_columns: Sequence[str] = (),
 ) -> list[ImageCaptions]:
     """One ``ImageCaptions`` per distinct image path of the CSV (``pick_csv_layout`` chooses
-    the columns); paths are relative to ``image_root``, else to the CSV's folder."""
+    the columns); paths are relative to ``image_root``, else to the CSV's folder. With
+    ``label_columns``, each image carries those columns as integer labels."""
     path = Path(path)
     text = read_utf8(path, "CSV file")
     img_key, cap_key, sep = pick_csv_layout(path, text.partition("\n")[0], layouts)
@@ -162,7 +184,9 @@ def read_csv_groups(
         raise DataError(f"{path}, line {line}: image file {missing[0]} not found (column "
                         f"{img_key!r}, relative to {root}); {len(missing)} of {len(groups)} "
                         "images are missing")
-    return [ImageCaptions(Path(f), f, c) for f, c in groups.items()]
+    labels = read_label_columns(path, sep, img_key, label_columns) if label_columns else {}
+    return [ImageCaptions(Path(f), f, c, labels.get(first_file[f], {}))
+            for f, c in groups.items()]
 
 
 def _load_json(path: Path) -> Any:

@@ -95,7 +95,8 @@ def _csv_layouts(model: Any) -> list[tuple[str, str, str]]:
 def _csv(path: str, model: Any, split: str, opts: dict[str, Any]) -> Dataset:
     """Image-caption rows; rows that share an image path are one image with several captions."""
     path, image_dir = _split_images(path, opts)
-    groups = read_csv_groups(path, _csv_layouts(model), image_root=image_dir or "")
+    groups = read_csv_groups(path, _csv_layouts(model), image_root=image_dir or "",
+                             label_columns=opts.get("label_columns") or ())
     return CaptionedImages(groups, _image_transform(model), name=path)
 
 
@@ -126,14 +127,16 @@ TRAIN_SPLIT_SCHEMES: tuple[str, ...] = ("mad",)
 def load_eval_dataset(
     data: str | Dataset, model: Any = None, split: str = "test", image_dir: str | None = None,
     classnames: str | None = None, templates: str | None = None,
+    label_columns: tuple[str, ...] = (),
 ) -> Dataset:
     """A Dataset for ``data`` (a spec string or an existing Dataset). ``image_dir``: the image
     folder of HierarCaps, COCO and CSV data; ``classnames`` / ``templates``: files for an image
-    folder's zero-shot prompts."""
+    folder's zero-shot prompts; ``label_columns``: CSV columns read as integer labels."""
     if not isinstance(data, str):
         return data
     kind, path = _parse_spec(data)
-    opts = {"image_dir": image_dir, "classnames": classnames, "templates": templates}
+    opts = {"image_dir": image_dir, "classnames": classnames, "templates": templates,
+            "label_columns": tuple(label_columns)}
     return SCHEMES[kind](path, model, split, opts)
 
 

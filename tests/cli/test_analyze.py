@@ -84,3 +84,33 @@ def test_cli_analyze_from_run(tiny_mad, capsys) -> None:
     assert res["n"] == TINY_MAD_TEST_IMAGES and 0 <= res["rmg"] <= 1
     code = main(["analyze", "gap", "--run", "clip"])
     assert code == 2
+
+
+def test_moad_on_real_data_from_csv_columns(tmp_path, tiny_mad, capsys) -> None:
+    """MIT-States / UT-Zappos setting: object and attribute labels from CSV columns."""
+    import shutil
+
+    import torch
+    from PIL import Image
+
+    from clipspace.models import create_model, save_pretrained
+    from tests.helpers.configs import TINY
+
+    (tmp_path / "img").mkdir()
+    lines = ["filepath\ttitle\tobject\tstate"]
+    objects, states = ["apple", "shoe", "car"], ["old", "new"]
+    for i in range(12):
+        obj, state = objects[i % 3], states[i % 2]
+        Image.new("RGB", (20, 20), (20 * i, 100, 50)).save(tmp_path / "img" / f"{i}.png")
+        lines.append(f"img/{i}.png\t{state} {obj}\t{obj}\t{state}")
+    (tmp_path / "d.tsv").write_text("\n".join(lines) + "\n")
+    torch.manual_seed(0)
+    run = save_pretrained(create_model("clip", **TINY), tmp_path / "run")
+    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    args = ["analyze", "moad", "--model", str(run), "--data", f"csv:{tmp_path / 'd.tsv'}"]
+    assert main([*args, "--object-column", "object", "--attribute-column", "state"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 12 and set(res["per_slot_image"]) == {"state"}
+    assert -1 <= res["moad_image"] <= 1 and -1 <= res["moad_text"] <= 1
+    assert main([*args, "--object-column", "nope"]) == 2
+    assert "label column(s) ['nope'] not found" in capsys.readouterr().err
