@@ -33,6 +33,7 @@ def add_model_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--max-samples", type=int, default=0, help="a seeded random subset (0: all)")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader processes for images")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: run's, else data's)")
     p.add_argument("--no-progress", action="store_true")
@@ -54,7 +55,7 @@ def load_for_embedding(args: argparse.Namespace):
 def run_embed(args: argparse.Namespace) -> int:
     model, dataset, tok = load_for_embedding(args)
     emb = embed(model, dataset, tok, args.batch_size, args.device, args.max_samples,
-                progress=not args.no_progress)
+                progress=not args.no_progress, workers=args.workers)
     meta = {**embedding_meta(model, args.data, args.split), "model": str(args.model)}
     out = save_embeddings(emb, args.out, meta)
     print(f"wrote {out}: {len(emb)} images, dim {emb.image.shape[1]}, "

@@ -44,7 +44,7 @@ def run_eval(args: argparse.Namespace) -> int:
         emb, _ = load_saved_embeddings(args.embeddings, dataset)
     else:
         emb = embed(model, dataset, tok, args.batch_size, args.device, args.max_samples,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, workers=args.workers)
     res = evaluate(model, args.data, suites=args.suite, tokenizer=tok, split=args.split,
                    batch_size=args.batch_size, device=args.device,
                    progress=not args.no_progress, image_dir=args.image_dir,

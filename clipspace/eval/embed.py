@@ -97,11 +97,14 @@ def embed(
     device: str | torch.device = "cpu",
     max_samples: int = 0,
     progress: bool = True,
+    workers: int = 0,
 ) -> Embeddings:
     """Embed every image of ``dataset`` (or a seeded random subset of ``max_samples``) and
-    each distinct caption once (every caption of an image when items carry ``"texts"``)."""
+    each distinct caption once (every caption of an image when items carry ``"texts"``).
+    ``workers``: DataLoader processes decoding and preprocessing images beside the model."""
     subset = random_subset(dataset, max_samples)
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate)
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate,
+                        num_workers=max(0, int(workers)))
     imgs: list[Tensor] = []
     captions: list[str] = []
     labels: dict[str, list[Tensor]] = {}
