@@ -4,10 +4,12 @@ labels, captions and where they come from, written once for ``eval`` and ``analy
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from clipspace.cli.common import add_prompt_args
 from clipspace.eval import embed, embedding_meta, load_eval_dataset, save_embeddings
 from clipspace.eval.datasets import dataset_tokenizer
+from clipspace.eval.embed_shards import embed_to_directory
 from clipspace.models import load_model_and_tokenizer
 
 
@@ -15,7 +17,9 @@ def add_embed(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="embed a dataset once (points in the model's geometry, "
                        "labels, captions) for eval --embeddings and analyze --embeddings")
     add_model_data_args(p)
-    p.add_argument("--out", required=True, help="output .npz / .pt / .safetensors (atomic)")
+    p.add_argument("--out", required=True,
+                   help="output .npz / .pt / .safetensors file, or a directory (no suffix): "
+                   "points streamed into .npy files, bounded memory for millions of images")
     p.set_defaults(func=run_embed)
 
 
@@ -54,10 +58,13 @@ def load_for_embedding(args: argparse.Namespace):
 
 def run_embed(args: argparse.Namespace) -> int:
     model, dataset, tok = load_for_embedding(args)
-    emb = embed(model, dataset, tok, args.batch_size, args.device, args.max_samples,
-                progress=not args.no_progress, workers=args.workers)
     meta = {**embedding_meta(model, args.data, args.split), "model": str(args.model)}
-    out = save_embeddings(emb, args.out, meta)
-    print(f"wrote {out}: {len(emb)} images, dim {emb.image.shape[1]}, "
-          f"geometry {meta['geometry']} (curv {meta['curv']:.4g})")
+    if not Path(args.out).suffix:
+        out = embed_to_directory(model, dataset, tok, args.out, args.batch_size, args.device,
+                                 args.max_samples, not args.no_progress, args.workers, meta)
+    else:
+        emb = embed(model, dataset, tok, args.batch_size, args.device, args.max_samples,
+                    progress=not args.no_progress, workers=args.workers)
+        out = save_embeddings(emb, args.out, meta)
+    print(f"wrote {out}: geometry {meta['geometry']} (curv {meta['curv']:.4g})")
     return 0

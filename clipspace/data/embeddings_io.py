@@ -36,6 +36,12 @@ def _to_numpy(v: Any) -> np.ndarray | None:
 def read_arrays(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
     """All arrays in a file as ``{key: array}`` (a single-array file gives key ``""``)."""
     p = Path(path)
+    if p.is_dir():  # a directory of .npy files (clipspace embed --out DIR)
+        files = sorted(p.glob("*.npy"))
+        if not files:
+            raise DataError(f"{p}: no .npy files in this directory")
+        return {f.stem: np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+                for f in files}
     if not p.is_file():
         raise DataError(f"{p}: embedding file not found")
     suffix = p.suffix.lower()
@@ -72,6 +78,8 @@ def read_texts(path: str | Path) -> dict[str, str]:
     """The strings ``save_arrays(..., texts=)`` stored in a file (empty if none)."""
     p = Path(path)
     suffix = p.suffix.lower()
+    if p.is_dir():  # captions.json, meta.json, ... of an embedding directory
+        return {f.stem: f.read_text(encoding="utf-8") for f in sorted(p.glob("*.json"))}
     try:
         if suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:

@@ -83,3 +83,28 @@ def test_multi_caption_embeddings_round_trip(tmp_path: Path, tiny_mad: Path, cap
     from_file = json.loads(capsys.readouterr().out)["retrieval"]
     assert main(args) == 0
     assert from_file == json.loads(capsys.readouterr().out)["retrieval"]
+
+
+def test_embed_streams_into_a_directory(tmp_path: Path, tiny_mad: Path, capsys) -> None:
+    """--out DIR: memory-mapped .npy points equal the in-memory file's; eval and analyze read
+    the directory like a file."""
+    import numpy as np
+
+    run, data = _run(tmp_path, tiny_mad), f"mad:{tiny_mad}"
+    common = ["--data", data, "--max-samples", "50", "--batch-size", "16", "--no-progress"]
+    assert main(["embed", str(run), *common, "--out", str(tmp_path / "shards")]) == 0
+    assert main(["embed", str(run), *common, "--out", str(tmp_path / "one.npz")]) == 0
+    capsys.readouterr()
+    shards = np.load(tmp_path / "shards" / "image.npy", mmap_mode="r")
+    assert isinstance(shards, np.memmap) and shards.shape[0] == 50
+    a, meta = load_saved_embeddings(tmp_path / "shards")
+    b, _ = load_saved_embeddings(tmp_path / "one.npz")
+    assert meta["geometry"] == "lorentz" and a.captions == b.captions
+    torch.testing.assert_close(a.image, b.image)
+    torch.testing.assert_close(a.text, b.text, rtol=1e-5, atol=1e-6)
+    assert (a.labels["digit"] == b.labels["digit"]).all()
+    assert main(["eval", str(run), "--data", data, "--embeddings", str(tmp_path / "shards"),
+                 "--suite", "zeroshot", "--no-progress"]) == 0
+    assert main(["analyze", "gap", "--embeddings", str(tmp_path / "shards")]) == 0
+    out = capsys.readouterr().out
+    assert '"geometry": "lorentz"' in out
