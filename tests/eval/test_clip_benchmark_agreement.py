@@ -1,4 +1,4 @@
-"""For cosine models, zero-shot classification equals CLIP_benchmark's
+"""For cosine models, zero-shot classification and retrieval equal CLIP_benchmark's
 (``clip_benchmark.metrics.zeroshot_classification``) on the same model and images.
 
 CLIP_benchmark cannot be installed next to the CPU torch build with its dependencies (it pulls
@@ -61,3 +61,37 @@ def test_zeroshot_equals_clip_benchmark(tmp_path: Path, tiny_mad: Path) -> None:
     assert ours["top5"] == pytest.approx(float(top5))
     assert ours["mean_per_class_recall"] == pytest.approx(
         balanced_accuracy_score(target, logits.argmax(1)))
+
+
+def test_retrieval_equals_clip_benchmark(tmp_path: Path, tiny_mad: Path) -> None:
+    """Multi-caption retrieval (any of the image's captions is a hit) equals CLIP_benchmark's
+    ``zeroshot_retrieval.evaluate`` on the same model, images and captions."""
+    zsr = pytest.importorskip("clip_benchmark.metrics.zeroshot_retrieval")
+    from PIL import Image
+
+    from clipspace.models import load_model_and_tokenizer
+
+    g = torch.Generator().manual_seed(3)
+    (tmp_path / "img").mkdir()
+    lines = ["filepath\ttitle"]
+    for i in range(40):
+        pixels = (torch.rand(24, 24, 3, generator=g) * 255).byte().numpy()
+        Image.fromarray(pixels).save(tmp_path / "img" / f"{i}.png")
+        lines += [f"img/{i}.png\tred {i} dog", f"img/{i}.png\tblue cat {i + 100}",
+                  f"img/{i}.png\t{i * 7} small"][: 1 + i % 3]
+    (tmp_path / "d.tsv").write_text("\n".join(lines) + "\n")
+    torch.manual_seed(1)
+    run = save_pretrained(create_model("clip", **TINY), tmp_path / "run")
+    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    model, tok = load_model_and_tokenizer(run)
+    model.eval()
+    data = f"csv:{tmp_path / 'd.tsv'}"
+    ours = evaluate(model, data, ["retrieval"], tokenizer=tok, progress=False)["retrieval"]
+    ds = load_eval_dataset(data, model)
+    items = [(it["image"], it["texts"]) for it in ds]
+    loader = DataLoader(items, batch_size=16,
+                        collate_fn=lambda b: (torch.stack([x for x, _ in b]), [t for _, t in b]))
+    theirs = zsr.evaluate(model, loader, tok, "cpu", amp=False, recall_k_list=[1, 5, 10])
+    for k in (1, 5, 10):
+        assert ours[f"i2t_r{k}"] == pytest.approx(theirs[f"text_retrieval_recall@{k}"])
+        assert ours[f"t2i_r{k}"] == pytest.approx(theirs[f"image_retrieval_recall@{k}"])
