@@ -17,13 +17,17 @@ module's ``weights_metadata()`` method when it has one.
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from clipspace.errors import ClipspaceError
@@ -137,8 +141,12 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """The safetensors metadata of a weights file (empty dict if none)."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as fh:
-        return dict(fh.metadata() or {})
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except (OSError, ValueError, SafetensorError) as err:
+        raise ClipspaceError(f"{path}: corrupt or truncated weights file "
+                             f"({type(err).__name__}: {err})") from None
 
 
 def write_weights(module: nn.Module, path: str | Path) -> Path:
@@ -168,6 +176,9 @@ def load_weights(module: nn.Module, path: str | Path) -> dict[str, str]:
             f"weights in {path} do not fit the configured model (check model.* in its "
             f"config.json): {err}"
         ) from None
+    except (OSError, ValueError, SafetensorError) as err:  # truncated / not safetensors
+        raise ClipspaceError(f"{path}: corrupt or truncated weights file "
+                             f"({type(err).__name__}: {err})") from None
     if missing or unexpected:
         raise ClipspaceError(
             f"weights in {path} do not fit the configured model (missing {sorted(missing)[:5]}, "
@@ -191,15 +202,79 @@ def save_checkpoint(
         torch.save(payload, tmp / STATE_NAME)
     if keep_last > 0:
         for _, old in list_checkpoints(run_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_dir(old)
     return target
 
 
-def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:
-    """Load the weights of checkpoint ``path`` into ``model``; return its saved state."""
+def _remove_dir(path: Path) -> None:
+    """Delete a checkpoint so that a kill never leaves half of it under its own name: rename to
+    ``.step_N.deleting`` (atomic), then remove (``clean_leftovers`` finishes a killed one)."""
+    doomed = path.with_name(f".{path.name}.deleting")
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's ``state.pt`` read with ``torch.load(weights_only=True)``: tensors, numbers,
+    strings, lists and dicts only, so a crafted file cannot run code. Files of older clipspace
+    versions (pickled numpy RNG state) are refused with a message naming the file."""
     path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ClipspaceError(
+            f"{path}: refused to load: it holds Python objects other than tensors, numbers, "
+            "strings, lists and dicts (a checkpoint of clipspace before 0.2, or a crafted file; "
+            f"loading it could run code). Start a new run or resume from a newer checkpoint "
+            f"({str(err).splitlines()[0][:120]})"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise ClipspaceError(f"{path}: corrupt or truncated checkpoint state "
+                             f"({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise ClipspaceError(f"{path}: not a clipspace checkpoint state (no 'step')")
+    return state
+
+
+def load_checkpoint(path: str | Path, model: nn.Module) -> dict[str, Any]:
+    """Load the weights of checkpoint ``path`` into ``model``; return its saved state (both
+    verified: a truncated or foreign file is a ClipspaceError naming it)."""
+    path = Path(path)
+    state = read_state(path / STATE_NAME)
     load_weights(model, path / WEIGHTS_NAME)
-    return torch.load(path / STATE_NAME, map_location="cpu", weights_only=False)
+    return state
+
+
+def load_newest_good(run_dir: str | Path, model: nn.Module
+                     ) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of ``run_dir`` that loads (weights into ``model``, and its state);
+    a corrupt newer one is skipped with a warning naming it. None if there is none at all."""
+    ckpts = list_checkpoints(run_dir)
+    for _, path in reversed(ckpts):
+        try:
+            return path, load_checkpoint(path, model)
+        except ClipspaceError as err:
+            warnings.warn(f"skipping checkpoint {path}: {err}", stacklevel=2)
+    if ckpts:
+        raise ClipspaceError(f"{run_dir}: no checkpoint loads ({len(ckpts)} tried, all corrupt)")
+    return None
+
+
+def clean_leftovers(run_dir: str | Path) -> list[Path]:
+    """Remove what a killed run can leave in ``<run>/checkpoints``: ``.step_N.*.partial``
+    build directories, ``.*.old`` / ``.*.deleting`` directories, and ``step_N`` directories
+    missing a file (a half-deleted checkpoint). Returns what was removed."""
+    root = Path(run_dir) / CKPT_DIR
+    if not root.is_dir():
+        return []
+    removed = []
+    for child in root.iterdir():
+        incomplete = _STEP_RE.match(child.name) and not (
+            (child / WEIGHTS_NAME).is_file() and (child / STATE_NAME).is_file())
+        if child.name.startswith(".") or incomplete:
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+            removed.append(child)
+    return removed
 
 
 __all__ = [
@@ -211,11 +286,14 @@ __all__ = [
     "WeightFiles",
     "find_near",
     "find_weights",
+    "clean_leftovers",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "load_newest_good",
     "load_weights",
     "read_metadata",
+    "read_state",
     "resolve_checkpoint",
     "run_dir_of",
     "save_checkpoint",

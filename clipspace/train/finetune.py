@@ -50,7 +50,7 @@ from clipspace.train.distributed import DistInfo
 from clipspace.train.engine import Engine, Job
 from clipspace.train.loop import autocast_factory, pick_device
 from clipspace.train.optim import WarmupCosine, build_optimizer
-from clipspace.train.rundir import begin, choose_run_dir, run_name
+from clipspace.train.rundir import RunPlan, begin, choose_run_dir, load_resume, run_name
 from clipspace.train.state import TrainState, restore_rng, seed_everything
 
 Tokenizer = Callable[[Sequence[str]], Tensor]
@@ -250,7 +250,7 @@ def finetune(
     model, tok, source = _model_and_tokenizer(model_dir_or_model, tokenizer)
     cfg = merged_config(model, config)
     cfg.data.train = data
-    device = pick_device(cfg)
+    pick_device(cfg)  # a bad run.device fails before any work
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     chains = load_chains(data, cfg.run.seed)
@@ -260,7 +260,19 @@ def finetune(
         raise ConfigError("--resume latest needs a run name (config key 'run.name' / --name)")
     cfg.run.name = run_name(cfg, f"finetune-{cfg.finetune.method}")
     info = DistInfo()  # fine-tuning runs in one process
-    run_dir, checkpoint = choose_run_dir(cfg, resume, overwrite, info)
+    plan = choose_run_dir(cfg, resume, overwrite, info)
+    try:
+        return _finetune_in(plan, cfg, model, tok, source, data, resume, chains, per_epoch,
+                            export_hf)
+    finally:
+        if plan.lock is not None:
+            plan.lock.release()
+
+
+def _finetune_in(plan: RunPlan, cfg: Config, model: nn.Module, tok: Tokenizer, source: str,
+                 data: str, resume: str | None, chains: list[Chain], per_epoch: int,
+                 export_hf: bool) -> Path:
+    run_dir, info, device = plan.run_dir, DistInfo(), pick_device(cfg)
 
     seed_everything(cfg.run.seed)
     model = model.to(device).eval()
@@ -269,7 +281,7 @@ def finetune(
     freeze_all_but_text(model)
     optimizer = build_optimizer(model, cfg.optim)
     state = TrainState(model, optimizer, WarmupCosine(optimizer, cfg.optim))
-    rng = None if checkpoint is None else state.restore(ckpt.load_checkpoint(checkpoint, model))
+    rng = load_resume(plan, resume, state)
 
     def side_files(d: Path) -> None:
         write_side_files(d, model, tok, source)
@@ -278,7 +290,7 @@ def finetune(
                      "trainable": trainable_names(model)[:4] + ["..."]}
         atomic_write_text(d / INFO_NAME, json.dumps(info_json, indent=2) + "\n")
 
-    logger = begin(run_dir, cfg, info, wipe=overwrite and checkpoint is None, step=state.step,
+    logger = begin(run_dir, cfg, info, wipe=plan.wipe, step=state.step,
                    write_side_files=side_files)
     if rng is not None:
         restore_rng(rng)

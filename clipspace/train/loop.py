@@ -39,7 +39,13 @@ from clipspace.train.distributed import (
 from clipspace.train.engine import Engine, Hook, Job
 from clipspace.train.hooks import EvalHook, ValLossHook
 from clipspace.train.optim import WarmupCosine, build_optimizer
-from clipspace.train.rundir import begin, check_resume_config, choose_run_dir
+from clipspace.train.rundir import (
+    RunPlan,
+    begin,
+    check_resume_config,
+    choose_run_dir,
+    load_resume,
+)
 from clipspace.train.state import TrainState, restore_rng, seed_everything
 
 
@@ -156,8 +162,18 @@ def _train(cfg: Config, device: torch.device, info: DistInfo, resume: str | None
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     per_rank = check_batch(cfg, info.world_size)
-    run_dir, checkpoint = choose_run_dir(cfg, resume, overwrite, info)
-    if checkpoint is not None:
+    plan = choose_run_dir(cfg, resume, overwrite, info)
+    try:
+        return _train_in(plan, cfg, device, info, resume, per_rank, hooks)
+    finally:
+        if plan.lock is not None:
+            plan.lock.release()
+
+
+def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
+              resume: str | None, per_rank: int, hooks: list[Hook]) -> Path:
+    run_dir = plan.run_dir
+    if plan.checkpoint is not None:
         check_resume_config(cfg, run_dir)
     autocast = autocast_factory(cfg, device)
     # everything that can fail on bad input happens before the first step
@@ -181,9 +197,8 @@ def _train(cfg: Config, device: torch.device, info: DistInfo, resume: str | None
         )
     optimizer = build_optimizer(model, cfg.optim)
     state = TrainState(model, optimizer, WarmupCosine(optimizer, cfg.optim))
-    rng = None if checkpoint is None else state.restore(
-        ckpt.load_checkpoint(checkpoint, model), info.rank)
-    logger = begin(run_dir, cfg, info, wipe=overwrite and checkpoint is None, step=state.step,
+    rng = load_resume(plan, resume, state, info.rank)
+    logger = begin(run_dir, cfg, info, wipe=plan.wipe, step=state.step,
                    write_side_files=lambda d: tokenizer.save(d / ckpt.TOKENIZER_NAME))
     if rng is not None:
         restore_rng(rng)

@@ -16,10 +16,13 @@ from clipspace.train.optim import WarmupCosine
 
 
 def capture_rng() -> dict[str, Any]:
-    """Every RNG state a training step may read (python, numpy, torch CPU, CUDA)."""
+    """Every RNG state a training step may read (python, numpy, torch CPU, CUDA), as tensors,
+    numbers, strings and lists only, so ``state.pt`` loads with ``weights_only=True``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos),
+                  int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -28,11 +31,19 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    random.setstate(_python_state(state["python"]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss),
+                         float(cached)))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _python_state(state: Any) -> tuple:
+    """``random.setstate`` wants tuples; a loaded checkpoint may hold lists."""
+    version, internal, gauss = state
+    return int(version), tuple(int(x) for x in internal), gauss
 
 
 def seed_everything(seed: int) -> None:
