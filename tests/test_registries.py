@@ -71,3 +71,19 @@ def test_registered_suite_runs_on_the_shared_embeddings(tiny_mad,
     assert res["count"] == {"n_images": 30} and len(seen) == 1
     with pytest.raises(ValueError, match="unknown suite.*nope"):
         E.evaluate(create_model("clip"), f"mad:{tiny_mad}", ["nope"])
+
+
+def test_json_output_never_holds_bare_nan(tmp_path, capsys) -> None:
+    """Every JSON writer goes through tree.to_json: NaN / Inf become null with a note."""
+    import json
+
+    from clipspace.cli.common import emit_json
+    from clipspace.tree import to_json
+
+    text = to_json({"a": float("nan"), "b": [1.0, float("inf")], "c": 2})
+    data = json.loads(text)
+    assert data["a"] is None and data["b"] == [1.0, None] and data["c"] == 2
+    assert "a, b[1]" in data["notes"][0]
+    emit_json({"x": float("nan")}, str(tmp_path / "o.json"))
+    assert "NaN" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "o.json").read_text())["x"] is None

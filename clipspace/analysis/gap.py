@@ -16,6 +16,7 @@ so no temporary of the chunk's size is ever allocated.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -25,12 +26,27 @@ import torch
 from clipspace.analysis._arrays import (
     DEFAULT_CHUNK,
     ArrayLike,
+    inv_norms,
     n_rows,
-    np_chunks,
-    row_norms,
+    normalize_rows,
+    safe_chunks,
     to_tensor,
 )
 from clipspace.eval.hierarchy import root_distance
+
+
+def _weights(sq: np.ndarray, normalize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(row weights, squared norms of the weighted rows): 1 / |x| and 1 when normalising."""
+    if normalize:
+        return inv_norms(sq), np.ones(len(sq))
+    return np.ones(len(sq)), sq
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den; 0 when both are 0 (no gap, no spread); NaN (never a wrong 0) for NaN input."""
+    if den > 0:
+        return num / den
+    return 0.0 if den == 0 else math.nan
 
 
 def gap_stats(
@@ -38,7 +54,8 @@ def gap_stats(
 ) -> dict[str, float]:
     """One pass over both modalities: ``l2m``, ``l2i``, ``rmg`` and the pieces of RMG
     (``rmg_matched`` = M, ``rmg_img`` = D_img, ``rmg_txt`` = D_txt, ``mean_cos_matched``).
-    With ``normalize=False`` the raw vectors are used (d uses dot products, not cosines)."""
+    With ``normalize=False`` the raw vectors are used (d uses dot products, not cosines).
+    NaN / Inf input gives NaN (``run_analysis`` rejects it first, naming the rows)."""
     n = n_rows(img)
     if n_rows(txt) != n:
         raise ValueError(f"image ({n}) and text ({n_rows(txt)}) row counts differ")
@@ -48,17 +65,11 @@ def gap_stats(
     sum_i = np.zeros(d, np.float64)
     sum_t = np.zeros(d, np.float64)
     cos_m = l2i = sq_i = sq_t = 0.0
-    for (_, xi), (_, xt) in zip(np_chunks(img, chunk), np_chunks(txt, chunk), strict=True):
+    for (_, xi, si), (_, xt, st) in zip(safe_chunks(img, chunk), safe_chunks(txt, chunk),
+                                        strict=True):
         if xi.shape != xt.shape:
             raise ValueError(f"image and text chunks differ in shape: {xi.shape} vs {xt.shape}")
-        if normalize:
-            wi, wt = 1.0 / row_norms(xi), 1.0 / row_norms(xt)
-            a2 = b2 = np.ones(len(xi))
-        else:
-            wi = np.ones(len(xi), xi.dtype)
-            wt = np.ones(len(xt), xt.dtype)
-            a2 = np.einsum("ij,ij->i", xi, xi).astype(np.float64)
-            b2 = np.einsum("ij,ij->i", xt, xt).astype(np.float64)
+        (wi, a2), (wt, b2) = _weights(si, normalize), _weights(st, normalize)
         dot = np.einsum("ij,ij->i", xi, xt).astype(np.float64) * wi * wt
         sum_i += (wi.astype(xi.dtype) @ xi).astype(np.float64)
         sum_t += (wt.astype(xt.dtype) @ xt).astype(np.float64)
@@ -66,19 +77,14 @@ def gap_stats(
         l2i += float(np.sqrt(np.maximum(a2 + b2 - 2.0 * dot, 0.0)).sum())
         sq_i += float(a2.sum())
         sq_t += float(b2.sum())
-    l2m = float(np.linalg.norm(sum_i / n - sum_t / n))
     pairs = n * (n - 1)
-    cos_ii = (float(sum_i @ sum_i) - sq_i) / pairs
-    cos_tt = (float(sum_t @ sum_t) - sq_t) / pairs
     m = (1.0 - cos_m / n) / 2.0
-    d_img = (1.0 - cos_ii) / 2.0
-    d_txt = (1.0 - cos_tt) / 2.0
-    denom = m + (d_img + d_txt) / 2.0
-    rmg = m / denom if denom > 0 else 0.0
+    d_img = (1.0 - (float(sum_i @ sum_i) - sq_i) / pairs) / 2.0
+    d_txt = (1.0 - (float(sum_t @ sum_t) - sq_t) / pairs) / 2.0
     return {
-        "l2m": l2m,
+        "l2m": float(np.linalg.norm(sum_i / n - sum_t / n)),
         "l2i": l2i / n,
-        "rmg": rmg,
+        "rmg": _ratio(m, m + (d_img + d_txt) / 2.0),
         "rmg_matched": m,
         "rmg_img": d_img,
         "rmg_txt": d_txt,
@@ -105,8 +111,8 @@ def normalized_mean(x: ArrayLike, normalize: bool = True, chunk: int = DEFAULT_C
                     ) -> np.ndarray:
     """mean_i x_i / |x_i| (D,), float64."""
     s = np.zeros(int(x.shape[1]), np.float64)
-    for _, b in np_chunks(x, chunk):
-        w = (1.0 / row_norms(b)) if normalize else np.ones(len(b))
+    for _, b, sq in safe_chunks(x, chunk):
+        w = _weights(sq, normalize)[0]
         s += (w.astype(b.dtype) @ b).astype(np.float64)
     return s / n_rows(x)
 
@@ -118,13 +124,20 @@ def mean_difference(img: ArrayLike, txt: ArrayLike, normalize: bool = True,
                             normalized_mean(txt, normalize, chunk))
 
 
+def _points(x: ArrayLike, geometry: ModuleType) -> torch.Tensor:
+    """``x`` as a float tensor; on the sphere (no origin, scale-free) as unit vectors, so rows
+    at any scale (1e30 included) are the same points."""
+    t = to_tensor(x)
+    return t if geometry.HAS_ORIGIN else normalize_rows(t)
+
+
 def root_distances(
     img: ArrayLike, txt: ArrayLike, geometry: ModuleType, curv: float | torch.Tensor = 1.0
 ) -> dict[str, np.ndarray]:
     """Distance of every image and text point to one shared [ROOT] in the geometry's own
     metric: ``geometry.default_root`` of both sets together (the origin in Euclidean and
     Lorentz space, the normalised mean direction on the sphere; docs/reference.md section 0)."""
-    xi, xt = to_tensor(img), to_tensor(txt)
+    xi, xt = _points(img, geometry), _points(txt, geometry)
     root = geometry.default_root(torch.cat([xi, xt]), curv)
     return {"image": root_distance(xi, geometry, curv, root).numpy(),
             "text": root_distance(xt, geometry, curv, root).numpy()}
@@ -155,7 +168,7 @@ def geometric_gap(
       distance between two points of modality X (pairs of a seeded random subset of
       ``max_rows`` rows when N is larger: O(max_rows^2) time, O(1024 max_rows) memory).
     """
-    xi, xt = to_tensor(img), to_tensor(txt)
+    xi, xt = _points(img, geometry), _points(txt, geometry)
     if xi.shape != xt.shape or xi.shape[0] < 2:
         raise ValueError(f"need two equal-shaped sets of >= 2 points, got {tuple(xi.shape)} "
                          f"and {tuple(xt.shape)}")
@@ -166,12 +179,11 @@ def geometric_gap(
                                                                    replace=False))
         xi, xt = xi[pick], xt[pick]
     d_img, d_txt = _mean_pairwise(xi, geometry, curv), _mean_pairwise(xt, geometry, curv)
-    denom = matched + (d_img + d_txt) / 2.0
     return {
         "geometry": geometry.__name__.rsplit(".", 1)[-1],
         "geodesic_l2m": float(geometry.dist(mi[None], mt[None], curv)[0]),
         "geodesic_l2i": matched,
-        "geodesic_rmg": matched / denom if denom > 0 else 0.0,
+        "geodesic_rmg": _ratio(matched, matched + (d_img + d_txt) / 2.0),
         "geodesic_img_spread": d_img,
         "geodesic_txt_spread": d_txt,
     }

@@ -19,10 +19,10 @@ import numpy as np
 from clipspace.analysis._arrays import (
     DEFAULT_CHUNK,
     ArrayLike,
-    as_labels,
+    dense_labels,
+    inv_norms,
     n_rows,
-    np_chunks,
-    row_norms,
+    safe_chunks,
 )
 
 
@@ -38,14 +38,14 @@ def _class_sums(
     d = int(x.shape[1])
     acc = np.zeros((int(offsets[-1]), d), np.float64)
     sq = 0.0
-    for s, b in np_chunks(x, chunk):
+    for s, b, norms2 in safe_chunks(x, chunk):
         m = len(b)
         if normalize:
-            w = 1.0 / row_norms(b)
+            w = inv_norms(norms2)
             sq += float(m)
         else:
             w = np.ones(m)
-            sq += float(np.einsum("ij,ij->i", b, b).sum())
+            sq += float(norms2.sum())
         onehot = np.zeros((int(offsets[-1]), m), dtype=b.dtype)
         cols = np.arange(m)
         for j, k in enumerate(keys):
@@ -58,10 +58,10 @@ def _class_sums(
 
 def _matched_dot(x: ArrayLike, z: ArrayLike, normalize: bool, chunk: int) -> float:
     out = 0.0
-    for (_, a), (_, b) in zip(np_chunks(x, chunk), np_chunks(z, chunk), strict=True):
+    for (_, a, sa), (_, b, sb) in zip(safe_chunks(x, chunk), safe_chunks(z, chunk), strict=True):
         dot = np.einsum("ij,ij->i", a, b).astype(np.float64)
         if normalize:
-            dot = dot / (row_norms(a) * row_norms(b))
+            dot = dot * inv_norms(sa) * inv_norms(sb)
         out += float(dot.sum())
     return out
 
@@ -74,12 +74,11 @@ def label_similarities(
     chunk: int = DEFAULT_CHUNK,
 ) -> dict[str, tuple[float, float]]:
     """For each label key: (S_intra, S_cross), mean cosine over pairs i != j with equal / different
-    labels (between ``x`` and ``other`` when given, else within ``x``)."""
+    labels (between ``x`` and ``other`` when given, else within ``x``). Label ids may be any
+    integers (re-indexed to 0..K-1); a key with no equal (different) pairs gives NaN."""
     n = n_rows(x)
-    labs = {k: as_labels(v) for k, v in labels.items()}
+    labs = {k: dense_labels(v)[0][0] for k, v in labels.items()}  # any ids: 0..K-1
     for k, v in labs.items():
-        if len(v) and v.min() < 0:
-            raise ValueError(f"labels {k!r} must be >= 0")
         if len(v) != n:
             raise ValueError(f"labels {k!r} have {len(v)} rows, embeddings {n}")
     sx, tx, sqx = _class_sums(x, labs, normalize, chunk)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from clipspace.analysis._arrays import ArrayLike, as_labels, chunks, normalize_rows
+from clipspace.analysis._arrays import ArrayLike, as_labels, chunks, dense_labels, normalize_rows
 
 
 def kendall_distance(a: ArrayLike, b: ArrayLike) -> float:
@@ -31,9 +31,13 @@ def kendall_distance(a: ArrayLike, b: ArrayLike) -> float:
 
 
 def class_means(x: ArrayLike, labels: ArrayLike, num_classes: int | None = None) -> torch.Tensor:
-    """Normalised mean of the normalised embeddings of each class (C, D), float64."""
+    """Normalised mean of the normalised embeddings of each class (C, D), float64. ``labels``
+    are row indices 0..C-1 (``neighbourhood_test`` re-indexes any ids to that first)."""
     lab = torch.from_numpy(as_labels(labels))
     c = int(num_classes or int(lab.max()) + 1)
+    if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= c):
+        raise ValueError(f"class_means: labels must be in 0..{c - 1} (re-index them with "
+                         "analysis._arrays.dense_labels)")
     sums = None
     for s, rows in chunks(x):
         rows = normalize_rows(rows).to(torch.float64)
@@ -57,12 +61,11 @@ def neighbourhood_test(
     txt_labels: ArrayLike | None = None,
 ) -> dict[str, float | list[float]]:
     """Mean over classes of the Kendall distance between the image- and text-side similarity of
-    that class to every other class. ``txt_labels`` defaults to ``labels`` (paired rows)."""
-    lab = as_labels(labels)
-    tl = lab if txt_labels is None else as_labels(txt_labels)
-    c = int(max(lab.max(), tl.max())) + 1
-    si = class_similarity(img, lab, c)
-    st = class_similarity(txt, tl, c)
+    that class to every other class. ``txt_labels`` defaults to ``labels`` (paired rows). Label
+    ids may be any integers (re-indexed to 0..K-1 together; ``classes`` lists the ids)."""
+    (lab, tl), ids = dense_labels(labels, labels if txt_labels is None else txt_labels)
+    si = class_similarity(img, lab, len(ids))
+    st = class_similarity(txt, tl, len(ids))
     present = np.intersect1d(np.unique(lab), np.unique(tl))
     per = []
     for k in present:
@@ -71,5 +74,5 @@ def neighbourhood_test(
     return {
         "kendall": float(np.mean(per)) if per else float("nan"),
         "per_class": [float(v) for v in per],
-        "classes": [int(k) for k in present],
+        "classes": [int(ids[k]) for k in present],
     }

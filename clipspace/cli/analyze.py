@@ -1,5 +1,7 @@
 """``clipspace analyze``: modality gap, object bias, dimension ablation, neighbourhood test on
-embedding files or on a run's embeddings of a dataset; JSON (and figures) out."""
+embedding files or on a run's embeddings of a dataset; JSON (and figures) out. Bad input (a file
+with NaN / Inf rows, no rows or no columns, a single pair, ``--max-k`` < 0) exits with code 2
+and a message naming the file or flag; undefined values are written as null with a note."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from clipspace.analysis.run import ANALYSES, run_analysis
+from clipspace.analysis.run import ANALYSES, check_max_k, run_analysis
 from clipspace.cli.common import add_prompt_args, emit_json
 from clipspace.data.embeddings_io import load_embeddings, load_labels, read_arrays, read_texts
 from clipspace.errors import ClipspaceError
@@ -15,6 +17,7 @@ from clipspace.eval import embed, embedding_arrays, load_eval_dataset
 from clipspace.eval.datasets import dataset_tokenizer
 from clipspace.geometry import GEOMETRIES, get_geometry
 from clipspace.models import load_model_and_tokenizer
+from clipspace.tree import json_ready
 
 
 def add_analyze(sub: argparse._SubParsersAction) -> None:
@@ -93,6 +96,10 @@ def _file_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict | None]:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    """Check the flags, read or embed the inputs, print (and with --out write) the JSON: never a
+    bare NaN (``json_ready``: null, and a note saying why)."""
+    if args.what == "ablate-dims":
+        check_max_k(args.max_k)  # before any embedding
     if args.object_column:
         args.label_key = args.object_column
     if args.run:
@@ -102,5 +109,5 @@ def run_analyze(args: argparse.Namespace) -> int:
         geometry, curv = _file_geometry(args)
     res = run_analysis(args.what, img, txt, labels, plot_dir=args.plot, label_key=args.label_key,
                        max_k=args.max_k, geometry=geometry, curv=curv)
-    emit_json(res, args.out)
+    emit_json(json_ready(res), args.out)
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from clipspace.config import PRESETS, Config, load_toml, parse_set, resolve
 from clipspace.io import atomic_write_text
+from clipspace.tree import to_json
 
 
 def add_config_args(p: argparse.ArgumentParser, preset: bool = True) -> None:
@@ -54,7 +54,7 @@ def describe_flags(flags: dict[str, str]) -> str:
 
 def emit_json(result: dict[str, Any], out: str | None) -> None:
     """Print ``result`` as JSON and, with ``out``, write it there atomically."""
-    text = json.dumps(result, indent=2)
+    text = to_json(result)
     if out:
         atomic_write_text(out, text + "\n")
     print(text)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from clipspace.cli.common import add_config_args, config_from_args, describe_flags
 from clipspace.config import FINETUNE_PRESETS
 from clipspace.experiments.common import evaluate_run
 from clipspace.train import finetune
+from clipspace.tree import to_json
 
 #: flag -> config key for ``clipspace finetune`` (shortcuts for --set KEY=VALUE)
 FINETUNE_FLAGS: dict[str, str] = {
@@ -73,5 +73,5 @@ def run_finetune(args: argparse.Namespace) -> int:
         res = evaluate_run(run_dir, data, suites=suites,
                            progress=not args.no_progress, analyse=False)
         hier = res.get("hierarchy", {})
-        print(json.dumps({k: hier.get(k) for k in ("precision", "recall", "tau_d")}))
+        print(to_json({k: hier.get(k) for k in ("precision", "recall", "tau_d")}, indent=None))
     return 0

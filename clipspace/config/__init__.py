@@ -2,7 +2,9 @@
 
 ``schema`` (the dataclasses), ``presets`` (method presets, fine-tuning presets, named model
 shapes: data, not code paths), ``overrides`` (dotted keys from presets, TOML and ``--set``;
-``resolve``) and ``validate`` (names checked against the registries that own them).
+``resolve``), ``validate`` (names checked against the registries that own them, every numeric key
+against its one declared range in ``RANGES``) and ``textfile`` (``read_utf8``, the one reader of
+user text files, shared with ``data``).
 """
 
 from clipspace.config.overrides import (
@@ -37,7 +39,7 @@ from clipspace.config.schema import (
     RunConfig,
     TextTowerConfig,
 )
-from clipspace.config.validate import CONFIG_CHOICES, choices, validate
+from clipspace.config.validate import CONFIG_CHOICES, RANGES, choices, validate
 from clipspace.tree import flatten
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "FINETUNE_PRESETS",
     "NAMED_MODELS",
     "PRESETS",
+    "RANGES",
     "Config",
     "ConfigError",
     "DataConfig",

@@ -28,6 +28,7 @@ from clipspace.config.presets import (
     normalise_model_name,
 )
 from clipspace.config.schema import Config, ConfigError
+from clipspace.config.textfile import read_utf8
 from clipspace.config.validate import validate
 from clipspace.io import atomic_write_text
 from clipspace.tree import flatten
@@ -138,13 +139,12 @@ def parse_set(items: list[str]) -> dict[str, str]:
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file into dotted overrides; a syntax error names the file and line."""
+    """Read a TOML config file into dotted overrides. A missing file, a folder, a file that is
+    not UTF-8 (the line of the first bad byte) and a syntax error each name the file."""
     path = Path(path)
+    text = read_utf8(path, "TOML config file", ConfigError)
     try:
-        with path.open("rb") as fh:
-            tree = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        tree = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: {err}") from None
     return flatten(tree)

@@ -2,7 +2,8 @@
 
 Values reach a ``Config`` only through ``clipspace.config.overrides`` (presets, TOML, ``--set``),
 which type-checks each key; ``clipspace.config.validate`` checks names against the registries
-that own them and rejects impossible combinations.
+that own them, every numeric key against its range (``validate.RANGES``, one entry per key) and
+rejects impossible combinations.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ class RunConfig:
     keep_last: int = 2
     tensorboard: bool = True
     progress: bool = True
+    # seconds a collective (all-reduce, broadcast, barrier) waits for every rank before it fails
+    # with an error naming the operation (torch's default is 30 minutes)
+    dist_timeout: float = 300.0
 
 
 @dataclass

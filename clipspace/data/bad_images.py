@@ -7,9 +7,12 @@ is inherited; spawn/forkserver: the shared objects are passed while spawning, wh
 ``multiprocessing`` allows), so every worker adds to the same numbers and the main process reads
 the totals with no help from the collate function or the training loop.
 
-* ``record_ok()`` / ``record_bad(path, reason)`` are called by the reader for every image it tries.
-  A bad image is skipped by the reader (map-style readers return the next valid item; iterable
-  readers drop the sample), so no marker ever reaches the collate function.
+* ``record_ok()`` / ``record_bad(path, reason)`` are called by the reader for every image it is
+  asked for (``read_counted``). A bad image is skipped by the reader (map-style readers return the
+  next valid item, ``first_readable``, counting only the row asked for; iterable readers drop the
+  sample), so no marker ever reaches the collate function. Only regular files are opened: a FIFO,
+  socket, device or folder named as an image is a bad image (``NotRegularFileError``), never a
+  read that blocks.
 * Stopping early: when the dataset size is known (map-style), ``record_bad`` raises
   :class:`DataError` as soon as ``bad > max_bad_fraction * max(total, seen)``, which the epoch can
   no longer get under; when it is not known (WebDataset), it raises once at least ``min_seen``
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -224,8 +229,18 @@ IMAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class NotRegularFileError(OSError):
+    """An image path that names a FIFO, socket, device or folder: never opened (a FIFO would
+    block the reader forever), treated like an unreadable image."""
+
+
 def read_image(source: str | Path | bytes) -> Image.Image:
-    """Open and fully decode an image file (or encoded bytes); errors are ``IMAGE_ERRORS``."""
+    """Open and fully decode an image file (or encoded bytes); errors are ``IMAGE_ERRORS``.
+    Only a regular file is opened (``NotRegularFileError`` otherwise)."""
+    if not isinstance(source, bytes):
+        mode = os.stat(source).st_mode  # FileNotFoundError for a missing file
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(f"{source}: not a regular file")
     fh = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
     with fh:
         image = Image.open(fh)
@@ -233,16 +248,45 @@ def read_image(source: str | Path | bytes) -> Image.Image:
     return image
 
 
+def bad_reason(exc: BaseException) -> str:
+    """Short reason for the examples of a ``BadImageCounter``."""
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    if isinstance(exc, NotRegularFileError):
+        return "not a regular file"
+    return type(exc).__name__
+
+
+def read_counted(source: str | Path | bytes, transform: Callable[[Any], Any],
+                 counter: BadImageCounter | None, name: str = "") -> Any | None:
+    """``transform(read_image(source))``, or None when the image cannot be read; with a
+    ``counter`` the attempt is recorded (``record_ok`` / ``record_bad`` under ``name``, default
+    the path)."""
+    try:
+        image = read_image(source)
+    except IMAGE_ERRORS as exc:
+        if counter is not None:
+            counter.record_bad(name or str(source), bad_reason(exc))
+        return None
+    if counter is not None:
+        counter.record_ok()
+    return transform(image)
+
+
 def first_readable(
-    index: int, n: int, load: Callable[[int], Any | None], path: object
+    index: int, n: int, load: Callable[..., Any | None], path: object
 ) -> tuple[int, Any]:
     """``(i, load(i))`` for the first row from ``index`` on (wrapping) whose ``load`` is not
-    None: readers skip a corrupt or missing image by returning the next readable row."""
+    None: readers skip a corrupt or missing image by returning the next readable row.
+
+    Only the row asked for is counted (``load(index)``; the rows tried after it are loaded with
+    ``count=False``): each row is counted once per epoch, when its own index comes, so bad rows
+    next to each other count as often as the same rows spread out."""
     if not -n <= index < n:
         raise IndexError(index)
     for step in range(n):
         i = (index % n + step) % n
-        item = load(i)
+        item = load(i, count=step == 0)
         if item is not None:
             return i, item
     raise DataError(f"{path}: no readable image in any row")

@@ -2,7 +2,8 @@
 
 Specs: ``mad:DIR`` (MADDataset), ``csv:FILE`` (CsvDataset), ``wds:PATTERN`` (WebDataset shards),
 ``hierarcaps:FILE`` (HierarCaps test CSV with its images). Readers other than MAD are imported
-lazily.
+lazily; ``wds:`` without the optional ``webdataset`` package is a DataError saying
+``pip install 'clipspace[wds]'`` (``import_wds``).
 
 Map-style datasets are batched by ``ShardedBatchSampler``, a deterministic, rank-sharded,
 resumable batch sampler. Epoch e: ``perm = torch.randperm(n, generator=seed + e)`` (or ``arange``
@@ -16,7 +17,9 @@ Use ``set_loader_epoch(loader, epoch, start_index)`` to also tell the dataset (c
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -24,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from clipspace.config import ConfigError, DataConfig
 from clipspace.data.collate import Collate
+from clipspace.errors import DataError
 
 SCHEMES: tuple[str, ...] = ("mad", "csv", "wds", "hierarcaps")
 DEFAULT_IMAGE_SIZE = 224
@@ -119,6 +123,20 @@ def _key(split: str) -> str:
     return "data.train" if split == "train" else "data.val"
 
 
+def import_wds(spec: str, key: str = "data.train") -> ModuleType:
+    """``clipspace.data.wds``; without the optional ``webdataset`` package a DataError naming
+    ``key`` and saying how to install it."""
+    try:
+        return importlib.import_module("clipspace.data.wds")
+    except ImportError as err:
+        if not (err.name or "").startswith("webdataset"):
+            raise
+        raise DataError(
+            f"{key} = {spec!r}: WebDataset shards need the 'webdataset' package, which is not "
+            f"installed ({err}); install it with: pip install 'clipspace[wds]'"
+        ) from None
+
+
 def build_dataset(
     spec: str,
     cfg: DataConfig,
@@ -173,8 +191,7 @@ def build_dataset(
             max_bad_fraction=cfg.max_bad_fraction,
         )
     if scheme == "wds":
-        from clipspace.data.wds import wds_dataset
-
+        wds_dataset = import_wds(spec, _key(split)).wds_dataset
         return wds_dataset(
             path,
             transform=transform,
@@ -257,4 +274,7 @@ def resolve_tokenizer(cfg: DataConfig, context_length: int | None = None):
             f"data.tokenizer is empty and data.train = {cfg.train!r} has no tokenizer of its own; "
             "set data.tokenizer (train one with `clipspace tokenizer train`)"
         )
+    from clipspace.data.mad import read_manifest
+
+    read_manifest(path)  # a missing MAD directory is reported as such, not as a tokenizer
     return get_tokenizer(path, context_length)

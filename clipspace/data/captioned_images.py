@@ -23,7 +23,6 @@ and the line, key or sample.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import json
@@ -38,6 +37,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from clipspace.config.textfile import read_utf8
 from clipspace.data.bad_images import IMAGE_ERRORS, read_image
 from clipspace.data.csv_dataset import read_csv_pairs
 from clipspace.errors import DataError
@@ -88,22 +88,6 @@ class CaptionedImages(Dataset):
                             f"({type(exc).__name__}: {exc})") from None
         return {"image": self.transform(image), "text": item.captions[0],
                 "texts": list(item.captions), "index": int(index), **item.labels}
-
-
-def read_utf8(path: Path, what: str = "file") -> str:
-    """The text of ``path`` (a leading BOM dropped); DataError naming the line of a non-UTF-8
-    byte, or a missing file."""
-    if not path.is_file():
-        raise DataError(f"{path}: {what} not found")
-    data = path.read_bytes()
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x}); "
-                        "save the file as UTF-8") from None
 
 
 def _has_columns(header_line: str, sep: str, keys: Sequence[str]) -> bool:
@@ -280,7 +264,7 @@ def wds_captions(value: bytes, ext: str) -> list[str]:
 
 
 def _shard_samples(url: str) -> Iterator[dict[str, Any]]:
-    from webdataset.tariterators import tarfile_samples
+    from clipspace.data.wds import tarfile_samples
 
     try:
         yield from tarfile_samples([{"url": url}])
@@ -307,9 +291,9 @@ def _wds_sample(sample: dict[str, Any], url: str) -> tuple[bytes, str, list[str]
 
 def read_wds_groups(pattern: str) -> list[ImageCaptions]:
     """One ``ImageCaptions`` per distinct image (by content) of the shards, in shard order."""
-    from clipspace.data.wds import expand_pattern
+    from clipspace.data.build import import_wds
 
-    urls = expand_pattern(pattern)
+    urls = import_wds(f"wds:{pattern}", "data").expand_pattern(pattern)
     if not urls:
         raise DataError(f"webdataset pattern {pattern!r} matches no shard")
     groups: dict[str, ImageCaptions] = {}

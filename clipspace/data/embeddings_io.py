@@ -3,7 +3,8 @@
 Formats: ``.npy`` (one array), ``.npz``, ``.pt``/``.pth`` (a tensor, an array, or a dict of them),
 ``.safetensors``. A file holding several arrays is read by key: the given ``key``, else the only
 2-D array, else the first of the usual names (``image``, ``text``, ``embeddings``, ...). Errors are
-``DataError`` naming the file and the keys found.
+``DataError`` naming the file and the keys found; embeddings with no rows, no columns, or rows
+holding NaN / Inf (``check_embeddings``: how many rows) are errors too.
 """
 
 from __future__ import annotations
@@ -122,7 +123,38 @@ def load_embeddings(path: str | Path, key: str | None = None, mmap: bool = True)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
         raise DataError(f"{path}: embeddings must be a 2-D float array, got shape {arr.shape} "
                         f"dtype {arr.dtype} (keys found: {found})")
+    name = next((k for k, v in arrays.items() if v is arr), "")
+    check_embeddings(arr, f"{path}, key {name!r}" if name and len(arrays) > 1 else str(path))
     return arr
+
+
+def nonfinite_rows(arr: Any, chunk: int = 65536) -> int:
+    """How many rows of a 2-D array (numpy, memory-mapped or torch) hold a NaN or an Inf; one
+    pass in row chunks."""
+    bad = 0
+    for s in range(0, int(arr.shape[0]), chunk):
+        b = arr[s : s + chunk]
+        b = b.detach().cpu().float().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
+        bad += int((~np.isfinite(b)).any(axis=1).sum())
+    return bad
+
+
+def check_embeddings(arr: Any, what: str) -> None:
+    """DataError naming ``what`` (a file, or "image embeddings") unless ``arr`` is an (N, D)
+    array with N >= 1 rows, D >= 1 columns and no NaN or Inf (the error gives how many rows
+    hold one)."""
+    shape = tuple(arr.shape)
+    if len(shape) != 2:
+        raise DataError(f"{what}: embeddings must be a 2-D (N, D) array, got shape {shape}")
+    if shape[0] == 0:
+        raise DataError(f"{what}: no rows (shape {shape}): no embeddings to analyse")
+    if shape[1] == 0:
+        raise DataError(f"{what}: no columns (shape {shape}): embeddings need at least one "
+                        "dimension")
+    bad = nonfinite_rows(arr)
+    if bad:
+        raise DataError(f"{what}: {bad} of {shape[0]} rows contain NaN or Inf (a diverged "
+                        "model, or a broken export); remove or fix them")
 
 
 def load_labels(path: str | Path) -> dict[str, np.ndarray]:

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from clipspace.data.bad_images import IMAGE_ERRORS, BadImageCounter, first_readable, read_image
+from clipspace.data.bad_images import BadImageCounter, first_readable, read_counted
 from clipspace.data.chains import Chain
+from clipspace.data.csv_dataset import csv_reader
 from clipspace.errors import DataError
 
 SEPARATOR = " => "
@@ -56,30 +57,28 @@ def split_chain(text: str, where: str, levels: int = LEVELS) -> list[str]:
 
 
 def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row dict) for each data row; DataError on missing columns / bad rows."""
-    if not path.is_file():
-        raise DataError(f"{path}: HierarCaps CSV not found")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{path}: empty file (expected a header row)") from None
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; columns found: {header}")
-        try:
-            for row in reader:
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                if len(row) != len(header):
-                    raise DataError(
-                        f"{path}, line {reader.line_num}: expected {len(header)} fields "
-                        f"(columns {header}), found {len(row)}"
-                    )
-                yield reader.line_num, dict(zip(header, row, strict=True))
-        except csv.Error as exc:
-            raise DataError(f"{path}, line {reader.line_num}: malformed row ({exc})") from None
+    """(line number, row dict) for each data row; DataError on a file that is not UTF-8 (its
+    line), missing columns or bad rows."""
+    reader = csv_reader(path, ",", "HierarCaps CSV")
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise DataError(f"{path}: empty file (expected a header row)") from None
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; columns found: {header}")
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}, line {reader.line_num}: expected {len(header)} fields "
+                    f"(columns {header}), found {len(row)}"
+                )
+            yield reader.line_num, dict(zip(header, row, strict=True))
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: malformed row ({exc})") from None
 
 
 def image_name(url: str) -> str:
@@ -150,8 +149,9 @@ class HierarCapsImages(Dataset):
 
     Rows whose image is missing from ``image_dir`` are dropped at construction (listed in
     ``self.missing``); if they exceed ``max_bad_fraction`` of the rows a DataError names them.
-    A corrupt image is skipped at load time (the next row is returned) and counted in
-    ``self.bad_images``. ``index`` is the position in ``self.rows`` (the kept rows).
+    A corrupt image is skipped at load time (the next row is returned) and the row asked for is
+    counted once in ``self.bad_images``. ``index`` is the position in ``self.rows`` (the kept
+    rows). A CSV that is not UTF-8 is a DataError naming the line of its first bad byte.
     """
 
     def __init__(
@@ -195,16 +195,11 @@ class HierarCapsImages(Dataset):
         """The 4-level caption chain of every kept row, in dataset order."""
         return [r.captions for r in self.rows]
 
-    def load(self, i: int) -> Any | None:
-        """Transformed image of row ``i``, or None (counted) when it is corrupt or missing."""
-        path = self.rows[i].image_path
-        try:
-            image = read_image(path)  # type: ignore[arg-type]
-        except IMAGE_ERRORS as exc:
-            self.bad_images.record_bad(str(path), type(exc).__name__)
-            return None
-        self.bad_images.record_ok()
-        return self.transform(image)
+    def load(self, i: int, count: bool = True) -> Any | None:
+        """Transformed image of row ``i``, or None when it is corrupt or missing (counted when
+        ``count``: see ``bad_images.first_readable``)."""
+        return read_counted(self.rows[i].image_path, self.transform,  # type: ignore[arg-type]
+                            self.bad_images if count else None)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i, image = first_readable(index, len(self), self.load, self.path)

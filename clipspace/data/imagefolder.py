@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from clipspace.data.bad_images import IMAGE_ERRORS, BadImageCounter, first_readable, read_image
+from clipspace.data.bad_images import BadImageCounter, first_readable, read_counted
 from clipspace.data.zeroshot import ZeroShotTask, read_classnames, read_templates
 from clipspace.errors import DataError
 
@@ -77,15 +77,11 @@ class ImageFolderDataset(Dataset):
     def label_keys(self) -> tuple[str, ...]:
         return ("class",)
 
-    def load(self, i: int) -> Any | None:
-        path = self.samples[i][0]
-        try:
-            image = read_image(path)
-        except IMAGE_ERRORS as exc:
-            self.bad_images.record_bad(str(path), type(exc).__name__)
-            return None
-        self.bad_images.record_ok()
-        return self.transform(image)
+    def load(self, i: int, count: bool = True) -> Any | None:
+        """Transformed image of sample ``i``, or None when it cannot be read (counted when
+        ``count``: see ``bad_images.first_readable``)."""
+        return read_counted(self.samples[i][0], self.transform,
+                            self.bad_images if count else None)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i, image = first_readable(index, len(self), self.load, self.root)

@@ -26,6 +26,9 @@ SPLITS = ("train", "test", "all")
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
     """Parse and check ``root/manifest.json`` (format and version)."""
+    if not Path(root).is_dir():
+        raise DataError(f"{root}: MAD directory not found (create one with "
+                        "`clipspace data mad --out DIR`)")
     path = Path(root) / "manifest.json"
     if not path.is_file():
         raise DataError(f"{path}: missing (is {root} a MAD directory? create one with "

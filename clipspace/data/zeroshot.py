@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipspace.config.textfile import read_utf8
 from clipspace.data import mad_schema as S
 from clipspace.data.captions import SEP
 from clipspace.errors import DataError
@@ -63,13 +64,8 @@ def fill(template: str, classname: str) -> str:
 
 
 def _read_lines(path: str | Path, what: str) -> list[str]:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{what} file not found: {p}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    """The non-empty stripped lines of a UTF-8 text file (``read_utf8``)."""
+    text = read_utf8(Path(path), f"{what} file")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

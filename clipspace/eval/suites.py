@@ -105,7 +105,7 @@ def retrieval_suite(ctx: SuiteContext) -> dict[str, Any]:
     rule (``consistent_*``: the caption's attributes hold for the image; ``eval.consistency``)."""
     txt, gi, gt = retrieval_gallery(ctx.emb)
     img, txt = ctx.emb.image.to(ctx.device), txt.to(ctx.device)
-    score = ctx.model.similarity
+    score = getattr(ctx.model, "rank_scores", ctx.model.similarity)  # ranks like similarity
     res = recall_at_k(img, txt, score_fn=score, img_groups=gi, txt_groups=gt)
     inst = recall_at_k(img, ctx.emb.text.to(ctx.device), score_fn=score, ks=(1,))
     res["instance_i2t_r1"] = inst["i2t_r1"]

@@ -20,7 +20,7 @@ from clipspace.eval.evaluate import DEFAULT_SUITES, evaluate, evaluate_embedding
 from clipspace.eval.suites import SuiteContext
 from clipspace.io import atomic_write_text
 from clipspace.models import load_model_and_tokenizer
-from clipspace.tree import get_dotted
+from clipspace.tree import get_dotted, to_json
 
 
 @dataclass(frozen=True)
@@ -152,11 +152,11 @@ def evaluate_run(
         ctx.hierarchy_root = "empty"
         results["hierarchy_empty_root"] = evaluate_embeddings(ctx, ["hierarchy"])["hierarchy"]
     results["model"] = str(run_dir)
-    atomic_write_text(run_dir / "eval.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(run_dir / "eval.json", to_json(results) + "\n")
     if not analyse:
         return results
     analysis = analyse_embeddings(model, emb, run_dir / "figures")
-    atomic_write_text(run_dir / "analysis.json", json.dumps(analysis, indent=2) + "\n")
+    atomic_write_text(run_dir / "analysis.json", to_json(analysis) + "\n")
     return {**results, **analysis}
 
 

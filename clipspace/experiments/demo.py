@@ -7,7 +7,6 @@ a comparison table. ``quick`` shrinks the data and the budget (CI runs it).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from clipspace.experiments.common import (
 from clipspace.io import atomic_write_text
 from clipspace.report import write_report
 from clipspace.train import train
+from clipspace.tree import to_json
 
 PRESET_NAMES: tuple[str, ...] = ("clip", "euclip", "meru", "atmg")
 
@@ -58,7 +58,7 @@ def run_demo(
     html_path, _ = write_report(run_dirs, out / "report", title=title)
     table = comparison_table(results)
     atomic_write_text(out / "summary.txt", table + "\n")
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "results.json", to_json(results) + "\n")
     print(table)
     print(f"[demo] report: {html_path}  total {time.perf_counter() - t0:.0f} s")
     return results

@@ -4,7 +4,6 @@ with k attributes (the information-imbalance knob) for each k; RMG, MOAD and Rec
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from clipspace.experiments.common import (
 from clipspace.io import atomic_write_text
 from clipspace.report import write_report
 from clipspace.train import train
-from clipspace.tree import get_dotted
+from clipspace.tree import get_dotted, to_json
 
 CURVES: dict[str, str] = {
     "rmg": "gap.rmg", "l2m": "gap.l2m", "moad": "moad.moad",
@@ -59,7 +58,7 @@ def reproduce_imbalance(
                  extra_figures=[fig])
     table = comparison_table({f"k={k}": results[k] for k in ks})
     atomic_write_text(out / "summary.txt", table + "\n")
-    atomic_write_text(out / "results.json", json.dumps({"ks": list(ks), **curves}, indent=2))
+    atomic_write_text(out / "results.json", to_json({"ks": list(ks), **curves}) + "\n")
     print(table)
     return results
 

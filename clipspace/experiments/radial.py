@@ -17,7 +17,6 @@ The paper's lr 1e-7 barely moves a small MAD model in a few hundred steps; the d
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from clipspace.experiments.common import evaluate_run
 from clipspace.io import atomic_write_text
 from clipspace.report import write_report
 from clipspace.train import finetune, train
-from clipspace.tree import get_dotted
+from clipspace.tree import get_dotted, to_json
 
 DEFAULT_LR = 5e-5
 #: (label, dotted key in eval.json) of the before/after table
@@ -134,7 +133,7 @@ def reproduce_radial(
               f"`{ft_dir}`; lr {over['optim.lr']}, batch {over['data.batch_size']}, "
               f"{steps or s['steps']} steps; evaluation on {before['n']} MAD test images.\n\n")
     atomic_write_text(out / "before_after.md", header + table)
-    atomic_write_text(out / "before_after.json", json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(out / "before_after.json", to_json(rows) + "\n")
     html, md = write_report([clip_dir, ft_dir], out / "report",
                             title="Radial Embedding fine-tuning on MAD")
     print(header + table)

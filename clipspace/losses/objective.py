@@ -8,15 +8,16 @@ from __future__ import annotations
 from types import ModuleType
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from clipspace.geometry import geometry_fn, get_geometry
+from clipspace.geometry import euclidean, geometry_fn, get_geometry, lorentz, sphere
 from clipspace.geometry.scalars import LogitScale
 from clipspace.losses.atmg import angle_logits, centroid_loss
 from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels, world_info
 from clipspace.losses.entailment import entailment_loss
-from clipspace.losses.logits import LOGIT_KINDS, pairwise_logits
+from clipspace.losses.logits import LOGIT_KINDS, NORMALIZE_EPS, pairwise_logits
 
 CONTRASTIVE_KINDS: tuple[str, ...] = ("infonce", "siglip", "angle", "none")
 
@@ -105,6 +106,69 @@ class Objective(nn.Module):
         if self.contrastive == "angle":
             return self.geometry.pairwise_ext_angle(img, txt, curv)
         return pairwise_logits(self.logit, img, txt, self.geometry, curv)
+
+    @geometry_fn
+    def rank_scores(self, img: Tensor, txt: Tensor, curv: float | Tensor = 1.0) -> Tensor:
+        """Image-by-text scores (B1, B2) that rank like ``similarity`` in both directions: each
+        row orders the texts as similarity's row does (image -> text retrieval), each column
+        orders the images as its column does (text -> image). Use for retrieval, not as a logit.
+
+        Every logit kind is one matmul of (D + 0..2)-vectors, without acos, acosh or sqrt:
+
+        - ``dot``, and ``inner`` on the sphere / in Euclidean space: x.y (= similarity);
+        - ``cosine`` (any geometry), and ``neg_dist`` / ``neg_sqdist`` on the sphere: the cosine
+          (acos is decreasing, its square too on [0, pi]);
+        - Euclidean ``neg_dist`` / ``neg_sqdist``: -d^2 = 2 x.y - |x|^2 - |y|^2, as
+          [2x, -|x|^2, -1] . [y, 1, |y|^2] (sqrt is increasing);
+        - Lorentz ``inner`` / ``neg_dist`` / ``neg_sqdist``: all three decrease in
+          u = -c<x, y>_L - 1 = cosh(sqrt(c) d) - 1 (acosh, its square on u >= 0 and
+          -(u + 1) / c are monotone), so the score is -u = c x.y - a_x a_y - a_x - a_y with
+          a = sqrt(1 + c|x|^2) - 1 = c|x|^2 / (sqrt(1 + c|x|^2) + 1), as
+          [x, a_x, 1] . [c y, -(a_y + 1), -a_y] (the cancellation-free u of the geometry);
+        - ``contrastive="siglip"``: similarity is the logit kind's M (the loss uses s M + b,
+          an increasing affine map for s > 0), so the same as that kind;
+        - ``contrastive="angle"``: no monotone shortcut; the exact exterior angle (= similarity).
+        - a geometry module other than the three built-in ones: similarity itself.
+
+        The order equals similarity's up to float rounding only: the two are computed by
+        different float operations, so pairs whose exact scores differ by a few ulps may swap,
+        and scores that similarity rounds or clamps to the same value (acos clamp at
+        |cos| > 1 - 1e-6, coincident Lorentz points at u < 1e-10, sqrt/acosh collapsing nearby
+        values) can come out distinct here. Exact duplicates of a point tie exactly, as long as
+        a matmul entry does not depend on its position (true of the CPU BLAS we measured).
+        """
+        form = self._rank_form()
+        if form == "exact":
+            return self.similarity(img, txt, curv)
+        if form == "dot":
+            return img @ txt.transpose(-1, -2)
+        if form == "cosine":
+            a = F.normalize(img, dim=-1, eps=NORMALIZE_EPS)
+            b = F.normalize(txt, dim=-1, eps=NORMALIZE_EPS)
+            return a @ b.transpose(-1, -2)
+        nx2, ny2 = (img * img).sum(-1, keepdim=True), (txt * txt).sum(-1, keepdim=True)
+        if form == "sqdist":  # -d^2 = 2 x.y - |x|^2 - |y|^2
+            p = torch.cat([2.0 * img, -nx2, -torch.ones_like(nx2)], dim=-1)
+            q = torch.cat([txt, torch.ones_like(ny2), ny2], dim=-1)
+            return p @ q.transpose(-1, -2)
+        c = curv if isinstance(curv, Tensor) else torch.tensor(float(curv))
+        c = c.to(device=img.device, dtype=img.dtype)
+        tx, ty = torch.sqrt(1.0 + c * nx2), torch.sqrt(1.0 + c * ny2)
+        ax, ay = c * nx2 / (tx + 1.0), c * ny2 / (ty + 1.0)
+        p = torch.cat([img, ax, torch.ones_like(ax)], dim=-1)  # -u = c x.y - a_x (a_y + 1) - a_y
+        q = torch.cat([c * txt, -(ay + 1.0), -ay], dim=-1)
+        return p @ q.transpose(-1, -2)
+
+    def _rank_form(self) -> str:
+        """Which formula ``rank_scores`` uses: exact | dot | cosine | sqdist | lorentz."""
+        geo, kind = self.geometry, self.logit
+        if self.contrastive == "angle" or geo not in (sphere, euclidean, lorentz):
+            return "exact"
+        if kind == "dot" or (kind == "inner" and geo is not lorentz):
+            return "dot"
+        if kind == "cosine" or geo is sphere:
+            return "cosine"
+        return "lorentz" if geo is lorentz else "sqdist"
 
     def _contrastive_loss(
         self, img: Tensor, txt: Tensor, curv: float | Tensor, s: Tensor

@@ -151,6 +151,12 @@ class ClipModel(nn.Module):
         """Image-by-text score (B1, B2), larger = better (the objective's logit, unscaled)."""
         return self.objective.similarity(img_points, txt_points, self.curv())
 
+    def rank_scores(self, img_points: Tensor, txt_points: Tensor) -> Tensor:
+        """Image-by-text scores (B1, B2) that rank like ``similarity`` along rows and columns,
+        without its acos/acosh/sqrt (``Objective.rank_scores``): pass it to
+        ``eval.retrieval.recall_at_k`` as ``score_fn``."""
+        return self.objective.rank_scores(img_points, txt_points, self.curv())
+
     # --- what the optimizer and the checkpoint need to know -----------------------------------
 
     def no_weight_decay_names(self) -> set[str]:

@@ -150,7 +150,7 @@ def train(
     cfg = C.from_dict(C.to_dict(config))  # private copy
     device = pick_device(cfg)
     check_batch(cfg, env_world_size())
-    info = init_distributed(device)
+    info = init_distributed(device, cfg.run.dist_timeout)
     try:
         return _train(cfg, device, info, resume, overwrite, list(hooks or []))
     finally:

@@ -85,8 +85,11 @@ def test_redraw_per_epoch(mad_dir: Path) -> None:
 
 
 def test_bad_directories(tmp_path: Path, mad_dir: Path) -> None:
-    with pytest.raises(DataError, match="manifest.json"):
+    with pytest.raises(DataError, match="nothing: MAD directory not found"):
         MADDataset(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="manifest.json"):
+        MADDataset(tmp_path / "empty")
     (mad_dir / "manifest.json").write_text(json.dumps({"format": S.FORMAT, "version": 99}))
     with pytest.raises(DataError, match=r"manifest\.json.*version"):
         MADDataset(mad_dir)

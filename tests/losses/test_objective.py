@@ -127,3 +127,84 @@ def test_bf16_autocast_float32_terms() -> None:
     assert all(v.dtype == torch.float32 for v in out.values())
     ref = obj(img.bfloat16().float(), txt.bfloat16().float(), 1.0)
     torch.testing.assert_close(out["loss"], ref["loss"])
+
+
+RANK_CASES = [
+    (geo, {"logit": kind})
+    for geo in ("sphere", "euclidean", "lorentz")
+    for kind in ("cosine", "dot", "inner", "neg_dist", "neg_sqdist")
+] + [
+    ("euclidean", {"contrastive": "angle"}),
+    ("lorentz", {"contrastive": "angle"}),
+    ("sphere", {"contrastive": "siglip", "logit": "cosine"}),
+    ("lorentz", {"contrastive": "siglip", "logit": "neg_dist"}),
+]
+
+
+def _rank_points(geo: str, n1: int = 40, n2: int = 70) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(11)
+    img, txt = torch.randn(n1, 8, generator=g), torch.randn(n2, 8, generator=g)
+    if geo == "sphere":
+        img, txt = get_geometry("sphere").exp_map0(img), get_geometry("sphere").exp_map0(txt)
+    return img, txt
+
+
+@pytest.mark.parametrize(("geo", "kwargs"), RANK_CASES)
+def test_rank_scores_rank_like_similarity_both_ways(geo: str, kwargs: dict) -> None:
+    obj = Objective(geo, **kwargs)
+    img, txt = _rank_points(geo)
+    sim, rank = obj.similarity(img, txt, 0.7), obj.rank_scores(img, txt, 0.7)
+    assert rank.shape == sim.shape and rank.dtype == torch.float32
+    for dim in (1, 0):  # rows: texts for an image; columns: images for a text
+        order = rank.argsort(dim=dim, descending=True, stable=True)
+        s = sim.gather(dim, order)  # similarity in rank order: non-increasing up to rounding
+        step = s.narrow(dim, 1, s.shape[dim] - 1) - s.narrow(dim, 0, s.shape[dim] - 1)
+        assert step.max() <= 1e-5 * (1 + sim.abs().max())
+        assert torch.equal(rank.argmax(dim), sim.argmax(dim))
+
+
+@pytest.mark.parametrize(("geo", "kwargs"), RANK_CASES)
+def test_rank_scores_formula(geo: str, kwargs: dict) -> None:
+    """The documented monotone map of each kind: identical where it is the similarity."""
+    obj = Objective(geo, **kwargs)
+    g, c = get_geometry(geo), 0.7
+    img, txt = _rank_points(geo)
+    sim, rank = obj.similarity(img, txt, c), obj.rank_scores(img, txt, c)
+    kind = kwargs.get("logit", "cosine")
+    if kwargs.get("contrastive") == "angle" or kind in ("cosine", "dot") or (
+        kind == "inner" and geo != "lorentz"
+    ):
+        assert torch.equal(rank, sim)
+    elif geo == "sphere":  # neg_dist, neg_sqdist: the cosine
+        torch.testing.assert_close(rank, img @ txt.T)
+    elif geo == "euclidean":  # -d^2
+        torch.testing.assert_close(rank, -torch.cdist(img, txt) ** 2, rtol=1e-4, atol=1e-4)
+    else:  # -u = c <x, y>_L + 1 = 1 - cosh(sqrt(c) d)
+        torch.testing.assert_close(rank, c * g.pairwise_inner(img, txt, c) + 1.0,
+                                   rtol=1e-4, atol=1e-4)
+        d = g.pairwise_dist(img, txt, c)
+        torch.testing.assert_close(rank, 1.0 - torch.cosh(c**0.5 * d), rtol=1e-4, atol=1e-4)
+
+
+def test_rank_scores_small_curvature_and_duplicates() -> None:
+    """Lorentz rank scores keep their digits as c -> 0 (u, not z = 1 + u), and exact duplicate
+    points tie exactly, as they do in the similarity."""
+    obj = Objective("lorentz", logit="neg_dist")
+    img, txt = _rank_points("lorentz", 30, 50)
+    txt[40], txt[45] = txt[3], txt[3]
+    for c in (1e-6, 1.0, 10.0):
+        rank, sim = obj.rank_scores(img, txt, c), obj.similarity(img, txt, c)
+        assert torch.equal(rank[:, 3], rank[:, 40]) and torch.equal(rank[:, 3], rank[:, 45])
+        assert torch.equal(sim[:, 3], sim[:, 40])
+        assert torch.equal(rank.argmax(1), sim.argmax(1))
+    # at c = 1e-6 the order is the Euclidean one (d_L -> |x - y|), resolved in float32
+    rank = obj.rank_scores(img, txt, 1e-6)
+    assert torch.equal(rank.argmax(1), (-torch.cdist(img, txt)).argmax(1))
+    assert (rank.max(1).values - rank.min(1).values).min() > 1e-6
+
+
+def test_rank_scores_autocast_and_float64() -> None:
+    obj = Objective("euclidean", logit="neg_sqdist")
+    img, txt = _rank_points("euclidean")
+    assert obj.rank_scores(img.half(), txt.half()).dtype == torch.float32
+    assert obj.rank_scores(img.double(), txt.double()).dtype == torch.float64
