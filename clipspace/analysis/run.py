@@ -1,5 +1,5 @@
 """The ``clipspace analyze`` commands as a function: embeddings in, a dict (and figures) out;
-``json_ready`` turns it into JSON without NaN (null, with a note). Used by the CLI and by the
+``tree.json_ready`` turns it into JSON without NaN (null, with a note). Used by the CLI and by the
 report/demo code. Bad input (NaN / Inf rows, fewer than 2 pairs, no dimensions, negative
 ``max_k``) is a DataError before any work (``check_inputs``)."""
 

@@ -13,10 +13,9 @@ from clipspace.analysis.run import ANALYSES, check_max_k, run_analysis
 from clipspace.cli.common import add_prompt_args, emit_json
 from clipspace.data.embeddings_io import load_embeddings, load_labels, read_arrays, read_texts
 from clipspace.errors import ClipspaceError
-from clipspace.eval import embed, embedding_arrays, load_eval_dataset
-from clipspace.eval.datasets import dataset_tokenizer
+from clipspace.eval import embed, embedding_arrays
+from clipspace.experiments.common import load_model_and_data
 from clipspace.geometry import GEOMETRIES, get_geometry
-from clipspace.models import load_model_and_tokenizer
 from clipspace.tree import json_ready
 
 
@@ -57,12 +56,11 @@ def _run_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict, Any, Any]:
     """(image, text, labels, geometry, curv) from embedding --data with --run (one pass)."""
     if not args.data:
         raise ClipspaceError("analyze --run needs --data mad:DIR (or hierarcaps:CSV)")
-    model, tok = load_model_and_tokenizer(args.run)
-    model.eval()
     columns = tuple(c for c in (args.object_column, *args.attribute_column) if c)
-    ds = load_eval_dataset(args.data, model, args.split, classnames=args.classnames,
-                           templates=args.templates, label_columns=columns)
-    emb = embed(model, ds, tok or dataset_tokenizer(ds, model), max_samples=args.max_samples)
+    model, ds, tok = load_model_and_data(args.run, args.data, args.split,
+                                         classnames=args.classnames, templates=args.templates,
+                                         label_columns=columns)
+    emb = embed(model, ds, tok, max_samples=args.max_samples)
     arrays = embedding_arrays(emb)
     img, txt = arrays.pop("image"), arrays.pop("text")
     return img, txt, arrays, model.geometry, model.curv().detach().float()

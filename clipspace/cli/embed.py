@@ -7,10 +7,9 @@ import argparse
 from pathlib import Path
 
 from clipspace.cli.common import add_prompt_args
-from clipspace.eval import embed, embedding_meta, load_eval_dataset, save_embeddings
-from clipspace.eval.datasets import dataset_tokenizer
+from clipspace.eval import embed, embedding_meta, save_embeddings
 from clipspace.eval.embed_shards import embed_to_directory
-from clipspace.models import load_model_and_tokenizer
+from clipspace.experiments.common import load_model_and_data
 
 
 def add_embed(sub: argparse._SubParsersAction) -> None:
@@ -45,15 +44,9 @@ def add_model_data_args(p: argparse.ArgumentParser) -> None:
 
 def load_for_embedding(args: argparse.Namespace):
     """(model in eval mode, dataset, tokenizer) of the shared MODEL/--data arguments."""
-    from clipspace.data.tokenizer import get_tokenizer
-
-    model, tok = load_model_and_tokenizer(args.model)
-    model.to(args.device).eval()
-    if args.tokenizer:
-        tok = get_tokenizer(args.tokenizer, context_length=model.context_length)
-    dataset = load_eval_dataset(args.data, model, args.split, args.image_dir, args.classnames,
-                                args.templates)
-    return model, dataset, tok or dataset_tokenizer(dataset, model)
+    return load_model_and_data(args.model, args.data, args.split, args.device, args.tokenizer,
+                               image_dir=args.image_dir, classnames=args.classnames,
+                               templates=args.templates)
 
 
 def run_embed(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +38,17 @@ def csv_reader(path: Path, sep: str, what: str = "CSV file") -> Any:
     return csv.reader(io.StringIO(text, newline=""), delimiter=sep)
 
 
-def _header(reader: Any, path: Path, keys: tuple[str, str], sep: str) -> list[str]:
-    """The stripped header row; DataError on an empty file or missing columns."""
+def read_header(reader: Any, path: Path, columns: Sequence[str], hint: str = "") -> list[str]:
+    """The stripped header row of a CSV reader; DataError on an empty file or missing
+    ``columns`` (``hint`` is added to that message)."""
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise DataError(f"{path}: empty file (expected a header row)") from None
-    missing = [k for k in keys if k not in header]
+    missing = [k for k in columns if k not in header]
     if missing:
-        raise DataError(
-            f"{path}: missing column(s) {missing}; columns found: {header} "
-            f"(separator {sep!r}; set data.csv_img_key / data.csv_caption_key / data.csv_sep)"
-        )
+        raise DataError(f"{path}: missing column(s) {missing}; columns found: {header}"
+                        + (f" ({hint})" if hint else ""))
     return header
 
 
@@ -86,7 +85,8 @@ def read_csv_pairs(
     if len(sep) != 1:
         raise DataError(f"{path}: separator must be one character, got {sep!r}")
     reader = csv_reader(path, sep)
-    header = _header(reader, path, (img_key, caption_key), sep)
+    header = read_header(reader, path, (img_key, caption_key), f"separator {sep!r}; set "
+                         "data.csv_img_key / data.csv_caption_key / data.csv_sep")
     try:
         images, captions = _pairs(reader, path, header, (img_key, caption_key), sep)
     except csv.Error as exc:

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from clipspace.data.bad_images import BadImageCounter, first_readable, read_counted
 from clipspace.data.chains import Chain
-from clipspace.data.csv_dataset import csv_reader
+from clipspace.data.csv_dataset import csv_reader, read_header
 from clipspace.errors import DataError
 
 SEPARATOR = " => "
@@ -60,13 +60,7 @@ def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str,
     """(line number, row dict) for each data row; DataError on a file that is not UTF-8 (its
     line), missing columns or bad rows."""
     reader = csv_reader(path, ",", "HierarCaps CSV")
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DataError(f"{path}: empty file (expected a header row)") from None
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; columns found: {header}")
+    header = read_header(reader, path, columns)
     try:
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):

@@ -6,7 +6,7 @@ Every suite (``eval.suites``), the analysis commands and the experiments work on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,28 @@ def random_subset(dataset: Dataset, max_samples: int, seed: int = 0) -> Dataset:
     return Subset(dataset, pick.tolist())
 
 
+def image_batches(
+    model: Any, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu",
+    max_samples: int = 0, progress: bool = True, workers: int = 0,
+) -> tuple[Dataset, Iterator[tuple[Tensor, dict[str, Any]]]]:
+    """(the embedded subset, an iterator of (image points on the CPU, collated batch)): the one
+    image pass under ``embed`` and ``embed_shards.embed_to_directory``."""
+    subset = random_subset(dataset, max_samples)
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate,
+                        num_workers=max(0, int(workers)))
+
+    def points() -> Iterator[tuple[Tensor, dict[str, Any]]]:
+        for batch in tqdm(loader, desc="embed images", disable=not progress, leave=False):
+            yield model.encode_image(batch["image"].to(device)).float().cpu(), batch
+
+    return subset, points()
+
+
+def positions_of(subset: Dataset, n: int) -> np.ndarray:
+    """Row indices of an embedded subset in its dataset (all ``n`` rows when not a Subset)."""
+    return np.asarray(subset.indices) if isinstance(subset, Subset) else np.arange(n)
+
+
 @torch.no_grad()
 def embed(
     model: Any,
@@ -102,16 +124,15 @@ def embed(
     """Embed every image of ``dataset`` (or a seeded random subset of ``max_samples``) and
     each distinct caption once (every caption of an image when items carry ``"texts"``).
     ``workers``: DataLoader processes decoding and preprocessing images beside the model."""
-    subset = random_subset(dataset, max_samples)
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate,
-                        num_workers=max(0, int(workers)))
+    subset, batches = image_batches(model, dataset, batch_size, device, max_samples, progress,
+                                    workers)
     imgs: list[Tensor] = []
     captions: list[str] = []
     labels: dict[str, list[Tensor]] = {}
     chains: list[list[str]] = []
     texts: list[list[str]] = []
-    for batch in tqdm(loader, desc="embed images", disable=not progress, leave=False):
-        imgs.append(model.encode_image(batch["image"].to(device)).float().cpu())
+    for points, batch in batches:
+        imgs.append(points)
         captions.extend(batch["caption"])
         chains.extend(batch.get("captions", []))
         texts.extend(batch.get("texts", []))
@@ -120,8 +141,7 @@ def embed(
                 labels.setdefault(k, []).append(v)
     all_captions = [c for group in texts for c in group]
     points = _encode_unique(model, tokenizer, captions + all_captions, batch_size, device)
-    positions = (np.asarray(subset.indices) if isinstance(subset, Subset)
-                 else np.arange(len(captions)))
+    positions = positions_of(subset, len(captions))
     return Embeddings(
         image=torch.cat(imgs, 0),
         text=points[: len(captions)],

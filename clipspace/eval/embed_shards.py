@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.lib.format import open_memmap
-from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 
-from clipspace.eval.embed import Tokenizer, _collate, random_subset
+from clipspace.eval.embed import Tokenizer, image_batches, positions_of
 from clipspace.eval.retrieval import caption_groups
 from clipspace.io import atomic_dir
 
@@ -54,16 +53,15 @@ def embed_to_directory(
     progress: bool = True, workers: int = 0, meta: dict[str, Any] | None = None,
 ) -> Path:
     """Stream the points of ``dataset`` (each image and its first caption) into ``out_dir``."""
-    subset = random_subset(dataset, max_samples)
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=_collate,
-                        num_workers=max(0, int(workers)))
+    subset, batches = image_batches(model, dataset, batch_size, device, max_samples, progress,
+                                    workers)
     captions: list[str] = []
     labels: dict[str, list[np.ndarray]] = {}
     with atomic_dir(Path(out_dir), overwrite=True) as tmp:
         image, text = _PointFile(tmp / "image.npy", len(subset)), _PointFile(
             tmp / "text.npy", len(subset))
-        for batch in tqdm(loader, desc="embed", disable=not progress, leave=False):
-            image.write(model.encode_image(batch["image"].to(device)).float().cpu())
+        for points, batch in batches:
+            image.write(points)
             tokens = tokenizer(list(batch["caption"])).to(device)
             text.write(model.encode_text(tokens).float().cpu())
             captions.extend(batch["caption"])
@@ -72,9 +70,8 @@ def embed_to_directory(
                     labels.setdefault(k, []).append(v.numpy())
         image.close()
         text.close()
-        positions = (np.asarray(subset.indices) if isinstance(subset, Subset)
-                     else np.arange(len(captions)))
-        arrays = {**{k: np.concatenate(v) for k, v in labels.items()}, "positions": positions,
+        arrays = {**{k: np.concatenate(v) for k, v in labels.items()},
+                  "positions": positions_of(subset, len(captions)),
                   "caption_id": caption_groups(captions)[0],
                   "caption_words": np.array([len(c.split("-")) for c in captions])}
         for name, arr in arrays.items():

@@ -35,6 +35,11 @@ def render(template: Template, classname: str) -> str:
     return f"{template} {classname}".strip()
 
 
+def filled(templates: Sequence[Template], classnames: Sequence[str]) -> list[list[str]]:
+    """``filled(...)[c]`` = every template rendered with class c's name."""
+    return [[render(t, c) for t in templates] for c in classnames]
+
+
 @torch.no_grad()
 def _tangents(model: Any, tokenizer: Callable[[list[str]], Tensor], texts: Sequence[str],
               device: str | torch.device, batch_size: int = 1024) -> Tensor:
@@ -70,7 +75,7 @@ def class_prototypes(
     device: str | torch.device = "cpu",
 ) -> Tensor:
     """(C, D) prototypes of ``templates`` filled with each class name."""
-    prompts = [[render(t, c) for t in templates] for c in classnames]
+    prompts = filled(templates, classnames)
     return prompt_prototypes(model, tokenizer, prompts, device)
 
 
@@ -148,7 +153,7 @@ def zeroshot_scores(
     ensemble: str = "prototype",
 ) -> Tensor:
     """``prompt_scores`` of ``templates`` filled with each class name."""
-    prompts = [[render(t, c) for t in templates] for c in classnames]
+    prompts = filled(templates, classnames)
     return prompt_scores(model, image_points, tokenizer, prompts, device, chunk, ensemble)
 
 
@@ -167,7 +172,7 @@ def zeroshot_classify(
     """``accuracy`` of zero-shot classification of ``image_points`` (``prompts`` per class, or
     ``templates`` filled with ``classnames``)."""
     if prompts is None:
-        prompts = [[render(t, c) for t in templates] for c in classnames]
+        prompts = filled(templates, classnames)
     scores = prompt_scores(model, image_points, tokenizer, prompts, device, chunk, ensemble)
     return accuracy(scores, labels, len(classnames))
 

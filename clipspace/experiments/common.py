@@ -14,6 +14,7 @@ from clipspace.analysis.gap import mean_difference, root_distances
 from clipspace.analysis.run import run_analysis
 from clipspace.config import Config, resolve
 from clipspace.data.mad_generate import generate_mad
+from clipspace.data.tokenizer import get_tokenizer
 from clipspace.eval.datasets import dataset_tokenizer, load_eval_dataset
 from clipspace.eval.embed import Embeddings, embed
 from clipspace.eval.evaluate import DEFAULT_SUITES, evaluate, evaluate_embeddings
@@ -123,6 +124,21 @@ def analyse_embeddings(model: Any, emb: Embeddings, fig_dir: Path) -> dict[str, 
     return out
 
 
+def load_model_and_data(
+    model_spec: str | Path, data: str, split: str = "test", device: str = "cpu",
+    tokenizer: str | None = None, **data_options: Any,
+) -> tuple[Any, Any, Any]:
+    """(model in eval mode on ``device``, dataset, tokenizer) of a model spec and a data spec:
+    the tokenizer is ``tokenizer`` (a tokenizer.json), else the model's own, else the data's;
+    ``data_options``: image_dir, classnames, templates, label_columns of ``load_eval_dataset``."""
+    model, tok = load_model_and_tokenizer(model_spec)
+    model.to(device).eval()
+    if tokenizer:
+        tok = get_tokenizer(tokenizer, context_length=model.context_length)
+    dataset = load_eval_dataset(data, model, split, **data_options)
+    return model, dataset, tok or dataset_tokenizer(dataset, model)
+
+
 def evaluate_run(
     run_dir: Path,
     data: str,
@@ -137,10 +153,7 @@ def evaluate_run(
     the hierarchy suite again with [ROOT] = the text point of "" (Radial Embedding), and with
     ``analyse`` the gap / object bias / ablation analysis and figures. Writes ``eval.json``
     (and ``analysis.json``, ``figures/``) into the run directory."""
-    model, tok = load_model_and_tokenizer(run_dir)
-    model.eval()
-    dataset = load_eval_dataset(data, model, "test")
-    tok = tok or dataset_tokenizer(dataset, model)
+    model, dataset, tok = load_model_and_data(run_dir, data)
     emb = embed(model, dataset, tok, max_samples=max_samples, progress=progress)
     results = evaluate(model, data, suites, tokenizer=tok, embeddings=emb, progress=progress,
                        probe_samples=max_samples or 5000, probe_keys=PROBE_KEYS)
@@ -170,5 +183,6 @@ __all__ = [
     "comparison_table",
     "ensure_mad",
     "evaluate_run",
+    "load_model_and_data",
     "mad_recipe",
 ]

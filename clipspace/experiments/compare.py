@@ -24,10 +24,9 @@ from clipspace.analysis.gap import gap_stats, geometric_gap
 from clipspace.analysis.run import moad_both
 from clipspace.data import mad_schema as S
 from clipspace.errors import ClipspaceError
-from clipspace.eval import embed, evaluate, load_eval_dataset
-from clipspace.eval.datasets import dataset_tokenizer
+from clipspace.eval import embed, evaluate
+from clipspace.experiments.common import load_model_and_data
 from clipspace.io import atomic_write_text
-from clipspace.models import load_model_and_tokenizer
 from clipspace.tree import flatten
 
 #: performance metrics (dotted keys of evaluate's JSON) correlated with the gap, when present
@@ -47,10 +46,7 @@ def _suites_for(data: str) -> list[str]:
 def score_pair(model_spec: str, data: str, max_samples: int = 0, progress: bool = True
                ) -> dict[str, Any]:
     """Suites, gap (cosine and in the model's geometry) and MOAD of one model on one dataset."""
-    model, tok = load_model_and_tokenizer(model_spec)
-    model.eval()
-    dataset = load_eval_dataset(data, model, "test")
-    tok = tok or dataset_tokenizer(dataset, model)
+    model, dataset, tok = load_model_and_data(model_spec, data)
     emb = embed(model, dataset, tok, max_samples=max_samples, progress=progress)
     res = evaluate(model, data, _suites_for(data), tokenizer=tok, embeddings=emb,
                    progress=progress, probe_keys=("digit",))
