@@ -12,6 +12,7 @@ from clipspace.analysis.moad import moad
 from clipspace.analysis.neighbourhood import neighbourhood_test
 from clipspace.cli import main
 from tests.helpers.mad import TINY_MAD_TEST_IMAGES
+from tests.helpers.runs import tiny_run
 
 
 @pytest.fixture()
@@ -88,13 +89,9 @@ def test_cli_analyze_from_run(tiny_mad, capsys) -> None:
 
 def test_moad_on_real_data_from_csv_columns(tmp_path, tiny_mad, capsys) -> None:
     """MIT-States / UT-Zappos setting: object and attribute labels from CSV columns."""
-    import shutil
 
-    import torch
     from PIL import Image
 
-    from clipspace.models import create_model, save_pretrained
-    from tests.helpers.configs import TINY
 
     (tmp_path / "img").mkdir()
     lines = ["filepath\ttitle\tobject\tstate"]
@@ -104,9 +101,7 @@ def test_moad_on_real_data_from_csv_columns(tmp_path, tiny_mad, capsys) -> None:
         Image.new("RGB", (20, 20), (20 * i, 100, 50)).save(tmp_path / "img" / f"{i}.png")
         lines.append(f"img/{i}.png\t{state} {obj}\t{obj}\t{state}")
     (tmp_path / "d.tsv").write_text("\n".join(lines) + "\n")
-    torch.manual_seed(0)
-    run = save_pretrained(create_model("clip", **TINY), tmp_path / "run")
-    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    run = tiny_run(tmp_path / "run", tiny_mad)
     args = ["analyze", "moad", "--model", str(run), "--data", f"csv:{tmp_path / 'd.tsv'}"]
     assert main([*args, "--object-column", "object", "--attribute-column", "state"]) == 0
     res = json.loads(capsys.readouterr().out)

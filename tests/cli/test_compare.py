@@ -4,25 +4,19 @@ across models."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from scipy.stats import spearmanr
 
 from clipspace.cli import main
-from clipspace.models import create_model, save_pretrained
-from tests.helpers.configs import TINY
+from tests.helpers.runs import tiny_run
 
 
 def _runs(tmp_path: Path, tiny_mad: Path) -> list[str]:
     out = []
     for i, preset in enumerate(("clip", "euclip", "meru")):
-        torch.manual_seed(i)
-        model = create_model(preset, **TINY, **{"data.train": f"mad:{tiny_mad}"})
-        run = save_pretrained(model, tmp_path / preset)
-        shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+        run = tiny_run(tmp_path / preset, tiny_mad, preset, seed=i, mad_captions=True)
         out.append(str(run))
     return out
 

@@ -4,7 +4,6 @@ read them back and give the numbers of a fresh embedding pass."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,11 @@ import torch
 from clipspace.cli import main
 from clipspace.data.embeddings_io import read_arrays
 from clipspace.eval import load_saved_embeddings
-from clipspace.models import create_model, save_pretrained
-from tests.helpers.configs import TINY
+from tests.helpers.runs import tiny_run
 
 
 def _run(tmp_path: Path, tiny_mad: Path) -> Path:
-    torch.manual_seed(0)
-    model = create_model("meru", **TINY, **{"data.train": f"mad:{tiny_mad}"})
-    run = save_pretrained(model, tmp_path / "run")
-    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    run = tiny_run(tmp_path / "run", tiny_mad, "meru", mad_captions=True)
     return run
 
 

@@ -10,7 +10,6 @@ torch, scikit-learn and tqdm). Measured here with clip_benchmark 1.6.2: identica
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,8 @@ from sklearn.metrics import balanced_accuracy_score
 from torch.utils.data import DataLoader
 
 from clipspace.eval import embed, evaluate, load_eval_dataset
-from clipspace.models import create_model, save_pretrained
 from tests.data.test_imagefolder import make_folder
-from tests.helpers.configs import TINY
+from tests.helpers.runs import tiny_run
 
 zsc = pytest.importorskip("clip_benchmark.metrics.zeroshot_classification")
 
@@ -40,9 +38,7 @@ def test_zeroshot_equals_clip_benchmark(tmp_path: Path, tiny_mad: Path) -> None:
     root = make_folder(tmp_path / "f", {f"c{i}": 8 for i in range(7)}, size=28)
     templates = ["{c}", "a {c}", "the {c}-red"]
     (tmp_path / "t.txt").write_text("\n".join(templates) + "\n")
-    torch.manual_seed(0)
-    run = save_pretrained(create_model("clip", **TINY), tmp_path / "run")
-    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    run = tiny_run(tmp_path / "run", tiny_mad)
     model, tok = load_model_and_tokenizer(run)
     model.eval()
     ds = load_eval_dataset(f"imagefolder:{root}", model, templates=str(tmp_path / "t.txt"))
@@ -80,9 +76,7 @@ def test_retrieval_equals_clip_benchmark(tmp_path: Path, tiny_mad: Path) -> None
         lines += [f"img/{i}.png\tred {i} dog", f"img/{i}.png\tblue cat {i + 100}",
                   f"img/{i}.png\t{i * 7} small"][: 1 + i % 3]
     (tmp_path / "d.tsv").write_text("\n".join(lines) + "\n")
-    torch.manual_seed(1)
-    run = save_pretrained(create_model("clip", **TINY), tmp_path / "run")
-    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    run = tiny_run(tmp_path / "run", tiny_mad, seed=1)
     model, tok = load_model_and_tokenizer(run)
     model.eval()
     data = f"csv:{tmp_path / 'd.tsv'}"

@@ -6,26 +6,21 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
 
 from clipspace.cli import main
 from clipspace.eval import evaluate
-from clipspace.models import create_model, save_pretrained
 from tests.data.test_imagefolder import make_folder
-from tests.helpers.configs import TINY
+from tests.helpers.runs import tiny_run
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "hierarcaps"
 
 
 def _run(tmp_path: Path, tiny_mad: Path, preset: str = "clip") -> Path:
-    torch.manual_seed(0)
-    run = save_pretrained(create_model(preset, **TINY), tmp_path / "run")
-    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    run = tiny_run(tmp_path / "run", tiny_mad, preset)
     return run
 
 

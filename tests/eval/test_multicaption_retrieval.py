@@ -22,6 +22,7 @@ from clipspace.eval import embed, encode_texts, evaluate, load_eval_dataset
 from clipspace.eval.embed import Embeddings
 from clipspace.eval.suites import SuiteContext, retrieval_suite
 from tests.helpers.configs import TINY
+from tests.helpers.runs import tiny_run
 
 HIERARCAPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "hierarcaps"
 CAPTIONS = {"img0.png": ["a red square", "a square"], "img1.png": ["a blue circle"],
@@ -219,14 +220,11 @@ def test_cli_eval_csv_retrieval_and_bad_input(tmp_path: Path, capsys) -> None:
 
 def test_default_suites_skip_what_caption_data_cannot_support(tmp_path, tiny_mad) -> None:
     """hierarchy / zero-shot / linear probe report "skipped" on plain captioned images."""
-    import shutil
 
-    import torch
     from PIL import Image
 
     from clipspace.eval import evaluate
-    from clipspace.models import create_model, load_model_and_tokenizer, save_pretrained
-    from tests.helpers.configs import TINY
+    from clipspace.models import load_model_and_tokenizer
 
     (tmp_path / "img").mkdir()
     lines = ["filepath\ttitle"]
@@ -234,9 +232,7 @@ def test_default_suites_skip_what_caption_data_cannot_support(tmp_path, tiny_mad
         Image.new("RGB", (20, 20), (60 * i, 10, 10)).save(tmp_path / "img" / f"{i}.png")
         lines += [f"img/{i}.png\tred {i}", f"img/{i}.png\tdark {i}"]
     (tmp_path / "d.tsv").write_text("\n".join(lines) + "\n")
-    torch.manual_seed(0)
-    run = save_pretrained(create_model("clip", **TINY), tmp_path / "run")
-    shutil.copy(tiny_mad / "tokenizer.json", run / "tokenizer.json")
+    run = tiny_run(tmp_path / "run", tiny_mad)
     model, tok = load_model_and_tokenizer(run)
     res = evaluate(model, f"csv:{tmp_path / 'd.tsv'}", tokenizer=tok, progress=False)
     assert res["n"] == 4 and 0 <= res["retrieval"]["i2t_r1"] <= 1

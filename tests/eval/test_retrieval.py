@@ -15,6 +15,7 @@ from clipspace.eval.retrieval import (
 )
 from clipspace.geometry import get_geometry
 from clipspace.losses import Objective
+from tests.helpers.losses import RANK_CASES
 
 
 def brute_scores(s, gi, gt, ks):
@@ -155,17 +156,6 @@ def test_score_tiles_bounded_by_chunk_and_max(monkeypatch) -> None:
     recall_at_k(x, x + 0.1, score_fn=score, chunk=50)
     assert max(r * c for r, c in shapes) <= 2000 and max(r for r, _ in shapes) <= 50
     assert sum(r * c for r, c in shapes) == 130 * 130  # every score once, for both directions
-
-
-RANK_CASES = [
-    (geo, {"logit": kind})
-    for geo in ("sphere", "euclidean", "lorentz")
-    for kind in ("cosine", "dot", "inner", "neg_dist", "neg_sqdist")
-] + [
-    ("euclidean", {"contrastive": "angle"}),
-    ("lorentz", {"contrastive": "angle"}),
-    ("lorentz", {"contrastive": "siglip", "logit": "neg_dist"}),
-]
 
 
 def _points(geo: str, n: int, dim: int, seed: int, dup: bool) -> tuple:

@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-
-import torch
 
 from clipspace.eval import evaluate
 from clipspace.experiments.common import comparison_table, evaluate_run
-from clipspace.models import create_model, load_model_and_tokenizer, save_pretrained
-from tests.helpers.configs import TINY
+from clipspace.models import load_model_and_tokenizer
+from tests.helpers.runs import tiny_run
 
 
 def test_comparison_table_handles_missing_metrics():
@@ -22,10 +19,7 @@ def test_comparison_table_handles_missing_metrics():
 
 
 def _run_dir(tmp_path: Path, mad: Path) -> Path:
-    torch.manual_seed(0)
-    model = create_model("meru", **TINY, **{"data.train": f"mad:{mad}"})
-    run = save_pretrained(model, tmp_path / "run")
-    shutil.copy(mad / "tokenizer.json", run / "tokenizer.json")
+    run = tiny_run(tmp_path / "run", mad, "meru", mad_captions=True)
     return run
 
 

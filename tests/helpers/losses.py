@@ -58,3 +58,16 @@ def loss_cases() -> dict[str, LossFn]:
 
 
 CASES = loss_cases()
+
+#: (geometry, Objective keyword arguments) of every logit kind in every geometry, plus the
+#: angle and SigLIP losses: the cases of the ranking-score tests
+RANK_CASES = [
+    (geo, {"logit": kind})
+    for geo in ("sphere", "euclidean", "lorentz")
+    for kind in ("cosine", "dot", "inner", "neg_dist", "neg_sqdist")
+] + [
+    ("euclidean", {"contrastive": "angle"}),
+    ("lorentz", {"contrastive": "angle"}),
+    ("sphere", {"contrastive": "siglip", "logit": "cosine"}),
+    ("lorentz", {"contrastive": "siglip", "logit": "neg_dist"}),
+]

@@ -23,3 +23,22 @@ def fake_run(root: Path, name: str, r1: float, lr: float) -> Path:
     img[:, :, 0] = 200 if name == "clip" else 50
     Image.fromarray(img).save(run / "figures" / "hist.png")
     return run
+
+
+def tiny_run(out: Path, mad: Path, preset: str = "clip", seed: int = 0,
+             mad_captions: bool = False) -> Path:
+    """An untrained tiny model (``TINY``) of ``preset`` saved as a run directory ``out`` with the
+    tiny MAD's tokenizer; ``mad_captions``: its config says it trained on ``mad`` (evaluation
+    then shapes MAD captions like its training captions)."""
+    import shutil
+
+    import torch
+
+    from clipspace.models import create_model, save_pretrained
+    from tests.helpers.configs import TINY
+
+    torch.manual_seed(seed)
+    extra = {"data.train": f"mad:{mad}"} if mad_captions else {}
+    run = save_pretrained(create_model(preset, **TINY, **extra), out)
+    shutil.copy(mad / "tokenizer.json", run / "tokenizer.json")
+    return run

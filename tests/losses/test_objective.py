@@ -14,6 +14,7 @@ from clipspace.losses import (
     infonce,
     pairwise_logits,
 )
+from tests.helpers.losses import RANK_CASES
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,18 +128,6 @@ def test_bf16_autocast_float32_terms() -> None:
     assert all(v.dtype == torch.float32 for v in out.values())
     ref = obj(img.bfloat16().float(), txt.bfloat16().float(), 1.0)
     torch.testing.assert_close(out["loss"], ref["loss"])
-
-
-RANK_CASES = [
-    (geo, {"logit": kind})
-    for geo in ("sphere", "euclidean", "lorentz")
-    for kind in ("cosine", "dot", "inner", "neg_dist", "neg_sqdist")
-] + [
-    ("euclidean", {"contrastive": "angle"}),
-    ("lorentz", {"contrastive": "angle"}),
-    ("sphere", {"contrastive": "siglip", "logit": "cosine"}),
-    ("lorentz", {"contrastive": "siglip", "logit": "neg_dist"}),
-]
 
 
 def _rank_points(geo: str, n1: int = 40, n2: int = 70) -> tuple[torch.Tensor, torch.Tensor]:
