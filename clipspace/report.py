@@ -14,6 +14,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,53 @@ class RunSummary:
             for k, v in self.results.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
+
+
+VERDICTS = ("agrees", "partly", "disagrees", "not comparable")
+
+
+@dataclass
+class Table:
+    """A small table of a report section: ``header`` and ``rows`` of already formatted cells."""
+
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    """One experiment's part of a report: what the paper claims, what this run shows, whether
+    they agree (``VERDICTS``), and the tables and figures (PNG paths) that show it.
+    ``headline``: the few numbers the paper argues about first (label -> value)."""
+
+    title: str
+    paper: str
+    claim: str
+    finding: str
+    verdict: str
+    tables: list[Table] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+    headline: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"Section.verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        self.tables = [t if isinstance(t, Table) else Table(**t) for t in self.tables]
+        self.figures = [str(f) for f in self.figures]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the section as JSON (atomically); ``Section.load`` reads it back."""
+        atomic_write_text(Path(path), json.dumps(asdict(self), indent=1) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Section:
+        data = _read_json(Path(path))
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as err:
+            raise ClipspaceError(f"{path}: not a report section: {err}") from None
 
 
 def _fmt(value: Any) -> str:
@@ -145,6 +193,23 @@ def _img(png: bytes, alt: str) -> str:
         f"<figcaption>{html.escape(alt)}</figcaption></figure>"
 
 
+def _render_section(sec: Section) -> tuple[str, str]:
+    """(HTML, markdown) of one experiment section: claim, finding, verdict, tables, figures."""
+    parts = [f"<section><h2>{html.escape(sec.title)}</h2>",
+             f"<p><b>{html.escape(sec.paper)} claims:</b> {html.escape(sec.claim)}</p>",
+             f"<p><b>This run ({html.escape(sec.verdict)}):</b> {html.escape(sec.finding)}</p>"]
+    md = [f"## {sec.title}", "", f"**{sec.paper} claims:** {sec.claim}", "",
+          f"**This run ({sec.verdict}):** {sec.finding}", ""]
+    for table in sec.tables:
+        parts.append(_html_table(table.header, table.rows))
+        md += [table.caption, "", _md_table(table.header, table.rows), ""]
+    for fig in sec.figures:
+        parts.append(_img(Path(fig).read_bytes(), Path(fig).stem))
+        md.append(f"![{Path(fig).stem}]({Path(fig).resolve()})")
+    parts.append("</section>")
+    return "".join(parts), "\n".join(md)
+
+
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -156,8 +221,10 @@ figcaption{font-size:12px;color:#555}"""
 def write_report(
     run_dirs: Sequence[str | Path], out_dir: str | Path, title: str = "clipspace report",
     extra_figures: Sequence[Path] = (),
+    sections: Sequence[Section] = (),
 ) -> tuple[Path, Path]:
-    """Write ``report.html`` (self-contained) and ``report.md`` into ``out_dir``."""
+    """Write ``report.html`` (self-contained) and ``report.md`` into ``out_dir``; ``sections``
+    (one per experiment) come first."""
     if not run_dirs:
         raise ClipspaceError("report needs at least one run directory")
     runs = [RunSummary(d) for d in run_dirs]
@@ -170,6 +237,10 @@ def write_report(
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
              f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
     md = [f"# {title}", ""]
+    for sec in sections:
+        html_part, md_part = _render_section(sec)
+        parts.append(html_part)
+        md += [md_part, ""]
     parts.append("<h2>Metrics</h2>" + _html_table(m_header, m_rows))
     md += ["## Metrics", "", _md_table(m_header, m_rows), ""]
     parts.append("<h2>Config</h2>" + _html_table(c_header, c_rows))

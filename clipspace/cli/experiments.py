@@ -1,16 +1,12 @@
-"""``clipspace demo`` and ``clipspace reproduce imbalance|geometries|radial``."""
+"""``clipspace demo`` and ``clipspace reproduce NAME``: one subcommand per entry of the
+experiment registry (``experiments.registry.EXPERIMENTS``), radial's written by hand."""
 
 from __future__ import annotations
 
 import argparse
 
 from clipspace.config import PRESETS, ConfigError
-from clipspace.experiments import (
-    reproduce_geometries,
-    reproduce_imbalance,
-    reproduce_radial,
-    run_demo,
-)
+from clipspace.experiments import EXPERIMENTS, Experiment, reproduce_radial, run_demo
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
@@ -38,51 +34,27 @@ def run_demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_ks(text: str) -> list[int]:
-    try:
-        ks = [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        raise ConfigError(f"--ks: expected comma-separated integers, got {text!r}") from None
-    if not ks or any(not 0 <= k <= 5 for k in ks):
-        raise ConfigError(f"--ks: each k must be in 0..5, got {text!r}")
-    return ks
+def _add_registered(rsub: argparse._SubParsersAction, exp: Experiment) -> None:
+    """One subcommand from a registry entry: the common flags plus the experiment's options."""
+    p = rsub.add_parser(exp.name, help=exp.help, description=exp.description or exp.help)
+    p.add_argument("--out", default=exp.default_out, help="output directory")
+    p.add_argument("--quick", action="store_true",
+                   help="small data and budget (under 2 minutes on 2 cores; CI runs it)")
+    p.add_argument("--workers", type=int, default=2, help="processes for MAD generation")
+    p.add_argument("--seed", type=int, default=0)
+    for opt in exp.options:
+        p.add_argument(opt.flag, dest=opt.dest, default=opt.default, choices=opt.choices,
+                       help=opt.help + ("" if opt.default is None else
+                                        f" (default: {opt.default})"))
+    p.set_defaults(func=lambda a: _run_registered(exp, a))
 
 
-def _add_imbalance(rsub: argparse._SubParsersAction) -> None:
-    ri = rsub.add_parser(
-        "imbalance",
-        help="Two Effects, One Trigger: CLIP on MAD with k = 1..5 attributes per caption",
-        description="Trains the clip preset on MAD captions with k attributes for each k, then "
-        "plots RMG, MOAD and Recall@1 against k and writes a report.",
-    )
-    ri.add_argument("--out", default="reproduce-imbalance")
-    ri.add_argument("--quick", action="store_true")
-    ri.add_argument("--ks", default="1,2,3,4,5", help="comma-separated numbers of attributes")
-    ri.add_argument("--preset", default="clip", choices=sorted(PRESETS))
-    ri.add_argument("--workers", type=int, default=2)
-    ri.add_argument("--seed", type=int, default=0)
-    ri.set_defaults(func=run_imbalance)
-
-
-def run_imbalance(a: argparse.Namespace) -> int:
-    reproduce_imbalance(a.out, quick=a.quick, ks=_parse_ks(a.ks), workers=a.workers,
-                        seed=a.seed, preset=a.preset)
-    return 0
-
-
-def _add_geometries(rsub: argparse._SubParsersAction) -> None:
-    rg = rsub.add_parser(
-        "geometries", help="clip, euclip, meru and atmg on identical MAD data and budget",
-    )
-    rg.add_argument("--out", default="reproduce-geometries")
-    rg.add_argument("--quick", action="store_true")
-    rg.add_argument("--workers", type=int, default=2)
-    rg.add_argument("--seed", type=int, default=0)
-    rg.set_defaults(func=run_geometries)
-
-
-def run_geometries(a: argparse.Namespace) -> int:
-    reproduce_geometries(a.out, quick=a.quick, workers=a.workers, seed=a.seed)
+def _run_registered(exp: Experiment, a: argparse.Namespace) -> int:
+    options = {}
+    for opt in exp.options:  # parsed here so a bad value is a ConfigError (exit 2) naming it
+        value = getattr(a, opt.dest)
+        options[opt.dest] = opt.type(value) if isinstance(value, str) else value
+    exp.run(a.out, quick=a.quick, workers=a.workers, seed=a.seed, **options)
     return 0
 
 
@@ -111,13 +83,16 @@ def run_radial(a: argparse.Namespace) -> int:
     return 0
 
 
-#: experiment name -> function adding its subcommand under ``clipspace reproduce``
-REPRODUCE = {"imbalance": _add_imbalance, "geometries": _add_geometries, "radial": _add_radial}
+#: experiments whose subcommand is written by hand (options beyond the registry's form)
+CUSTOM = {"radial": _add_radial}
 
 
 def add_reproduce(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("reproduce", help="re-run the papers' experiments on embedded data")
     rsub = r.add_subparsers(dest="reproduce_command", metavar="EXPERIMENT")
     rsub.required = True
-    for add in REPRODUCE.values():
-        add(rsub)
+    for name in sorted({*EXPERIMENTS, *CUSTOM}):
+        if name in CUSTOM:
+            CUSTOM[name](rsub)
+        else:
+            _add_registered(rsub, EXPERIMENTS[name])

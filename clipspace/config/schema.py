@@ -104,6 +104,10 @@ class DataConfig:
     objects_only: bool = False
     redraw_per_epoch: bool = False
     max_samples: int = 0  # 0 = all
+    # caption data of any kind: keep a random fraction of each caption's words or sentences
+    # (Two Effects Fig. 7c/15); 1.0 keeps the caption whole. On MAD, num_attrs plays that role.
+    caption_fraction: float = 1.0
+    caption_unit: str = "word"  # word | sentence
     image_size: int = 0  # 0 = the tower's image size
     tokenizer: str = ""  # path to tokenizer.json; "" = the dataset's own
     csv_sep: str = "\t"
@@ -149,6 +153,10 @@ class RunConfig:
     eval_every: int = 0  # evaluate data.val every N steps (0 = never)
     eval_suites: str = "zeroshot,retrieval"  # comma-separated suites for eval_every
     eval_samples: int = 1000  # random validation subset evaluated every eval_every steps
+    # log L2M/RMG, logit entropy and alignment/uniformity every N steps (0 = never) on a fixed
+    # subset of analysis_samples pairs (the validation split, else the training data)
+    analysis_every: int = 0
+    analysis_samples: int = 512
     save_every: int = 0  # 0 = only at the end
     keep_last: int = 2
     tensorboard: bool = True

@@ -2,6 +2,8 @@
 
 ``common`` holds what they share: the ``Budget`` type, MAD on disk, the shared training
 recipe and ``evaluate_run`` (one embedding pass per run: suites, analysis, figures).
+``registry.EXPERIMENTS`` owns the names of ``clipspace reproduce``: importing an experiment
+module registers it, so every experiment module is imported here.
 """
 
 from clipspace.experiments.common import FULL, QUICK, Budget, evaluate_run
@@ -9,6 +11,8 @@ from clipspace.experiments.demo import run_demo
 from clipspace.experiments.geometries import reproduce_geometries
 from clipspace.experiments.imbalance import reproduce_imbalance
 from clipspace.experiments.radial import reproduce_radial
+from clipspace.experiments.registry import EXPERIMENTS, Experiment, Option, register
 
-__all__ = ["FULL", "QUICK", "Budget", "evaluate_run", "reproduce_geometries",
-           "reproduce_imbalance", "reproduce_radial", "run_demo"]
+__all__ = ["EXPERIMENTS", "FULL", "QUICK", "Budget", "Experiment", "Option", "evaluate_run",
+           "register", "reproduce_geometries", "reproduce_imbalance", "reproduce_radial",
+           "run_demo"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from clipspace.experiments.demo import run_demo
+from clipspace.experiments.registry import Experiment, register
 
 
 def reproduce_geometries(out: str | Path = "reproduce-geometries", quick: bool = False,
@@ -15,5 +16,10 @@ def reproduce_geometries(out: str | Path = "reproduce-geometries", quick: bool =
     return run_demo(out, quick=quick, workers=workers, seed=seed,
                     title="Geometries on MAD: clip, euclip, meru, atmg")
 
+
+register(Experiment(
+    name="geometries", paper="EuCLIP / MERU / ATMG", run=reproduce_geometries,
+    help="clip, euclip, meru and atmg on identical MAD data and budget",
+))
 
 __all__ = ["reproduce_geometries"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from clipspace.analysis.plots import plot_by_caption_length
+from clipspace.config import PRESETS, ConfigError
 from clipspace.experiments.common import (
     FULL,
     QUICK,
@@ -17,6 +18,7 @@ from clipspace.experiments.common import (
     evaluate_run,
     mad_recipe,
 )
+from clipspace.experiments.registry import Experiment, Option, register
 from clipspace.io import atomic_write_text
 from clipspace.report import write_report
 from clipspace.train import train
@@ -63,4 +65,24 @@ def reproduce_imbalance(
     return results
 
 
-__all__ = ["reproduce_imbalance"]
+def parse_ks(text: str) -> list[int]:
+    """``--ks 1,2,3``: comma-separated attribute counts, each in 0..5."""
+    try:
+        ks = [int(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(f"--ks: expected comma-separated integers, got {text!r}") from None
+    if not ks or any(not 0 <= k <= 5 for k in ks):
+        raise ConfigError(f"--ks: each k must be in 0..5, got {text!r}")
+    return ks
+
+
+register(Experiment(
+    name="imbalance", paper="Two Effects, One Trigger", run=reproduce_imbalance,
+    help="Two Effects, One Trigger: CLIP on MAD with k = 1..5 attributes per caption",
+    description="Trains the clip preset on MAD captions with k attributes for each k, then "
+    "plots RMG, MOAD and Recall@1 against k and writes a report.",
+    options=(Option("--ks", "comma-separated numbers of attributes", "1,2,3,4,5", parse_ks),
+             Option("--preset", "preset trained for every k", "clip", choices=sorted(PRESETS))),
+))
+
+__all__ = ["parse_ks", "reproduce_imbalance"]

@@ -151,6 +151,11 @@ class ClipModel(nn.Module):
         """Image-by-text score (B1, B2), larger = better (the objective's logit, unscaled)."""
         return self.objective.similarity(img_points, txt_points, self.curv())
 
+    def logits(self, img_points: Tensor, txt_points: Tensor) -> Tensor:
+        """Training logits (B1, B2) = logit_scale * ``similarity`` (SigLIP's bias left out: it
+        shifts every logit equally, so softmax entropy and rankings do not see it)."""
+        return self.objective.logit_scale().float() * self.similarity(img_points, txt_points)
+
     def rank_scores(self, img_points: Tensor, txt_points: Tensor) -> Tensor:
         """Image-by-text scores (B1, B2) that rank like ``similarity`` along rows and columns,
         without its acos/acosh/sqrt (``Objective.rank_scores``): pass it to
