@@ -23,7 +23,8 @@ def logit_entropy(logits: Tensor) -> Tensor:
     """(N,) entropy in nats of softmax over each row of (N, M) ``logits`` (finite for any
     finite input: log_softmax, and 0 log 0 = 0)."""
     logp = torch.log_softmax(logits.detach().float(), dim=-1)
-    return (-(logp.exp() * logp).sum(-1)).clamp_min(0.0) + 0.0  # no -0.0
+    plogp = torch.where(torch.isfinite(logp), logp.exp() * logp, 0.0)  # p = 0: log p = -inf
+    return (-plogp.sum(-1)).clamp_min(0.0) + 0.0  # no -0.0
 
 
 def entropy_stats(logits: Tensor) -> dict[str, float]:

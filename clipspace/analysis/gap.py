@@ -143,6 +143,26 @@ def root_distances(
             "text": root_distance(xt, geometry, curv, root).numpy()}
 
 
+def paper_root_distances(
+    img: ArrayLike, txt: ArrayLike, geometry: ModuleType, curv: float | torch.Tensor = 1.0,
+    scale: float = 1.0,
+) -> dict[str, np.ndarray]:
+    """Distance to [ROOT] with the roots of the EuCLIP paper (Chou and Alam 2024, Fig. 2 and 4).
+
+    - sphere (CLIP): the scaled cosine distance rho(x) = s (1 - cos(x, r)), r = the normalised
+      mean of all L2-normalised image and text embeddings together, s = ``scale`` (pass the
+      model's logit scale to measure it in logit units; our reading of "scaled");
+    - Euclidean (EuCLIP) and Lorentz (MERU): the geodesic distance to the origin,
+      rho(x) = |x| and asinh(sqrt(c) |x|) / sqrt(c) (``root_distances``; ``scale`` unused).
+    Returns {"image": (N,), "text": (M,)} as float arrays."""
+    if geometry.HAS_ORIGIN:
+        return root_distances(img, txt, geometry, curv)
+    xi, xt = _points(img, geometry), _points(txt, geometry)
+    root = normalize_rows(torch.cat([xi, xt]).double().mean(dim=0, keepdim=True))[0]
+    return {name: (float(scale) * (1.0 - x.double() @ root)).numpy()
+            for name, x in (("image", xi), ("text", xt))}
+
+
 def _mean_pairwise(x: torch.Tensor, geometry: ModuleType, curv: Any, chunk: int = 1024) -> float:
     """mean over ordered pairs i != j of the geometry's distance d(x_i, x_j)."""
     n, total = x.shape[0], 0.0

@@ -1,7 +1,8 @@
 """The ``clipspace analyze`` commands as a function: embeddings in, a dict (and figures) out;
 ``tree.json_ready`` turns it into JSON without NaN (null, with a note). Used by the CLI and by the
 report/demo code. Bad input (NaN / Inf rows, fewer than 2 pairs, no dimensions, negative
-``max_k``) is a DataError before any work (``check_inputs``)."""
+``max_k``, an unknown ``close-gap`` method, ``drop_k`` outside 1..D-1, ``ideal-words`` without
+factor labels) is a DataError before any work (``check_inputs``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ import torch
 from clipspace.analysis import plots as P
 from clipspace.analysis._arrays import dense_labels, normalize_rows, to_tensor
 from clipspace.analysis.ablation import ablate_dims
+from clipspace.analysis.close_gap import METHODS, close_gap
+from clipspace.analysis.dims import dims_analysis
+from clipspace.analysis.dims_plots import plot_close_gap, plot_dim_means, plot_dim_scatter
 from clipspace.analysis.gap import gap_stats, geometric_gap, mean_difference, root_distances
 from clipspace.analysis.moad import moad
 from clipspace.analysis.neighbourhood import neighbourhood_test
@@ -24,7 +28,8 @@ from clipspace.errors import DataError
 from clipspace.eval.retrieval import recall_at_k
 from clipspace.geometry import sphere
 
-ANALYSES = ("gap", "moad", "ablate-dims", "neighbourhood")
+ANALYSES = ("gap", "moad", "ablate-dims", "neighbourhood", "dims", "close-gap")
+CLOSE_GAP_CHOICES = (*METHODS, "all")
 NON_LABEL_KEYS = ("index", "caption_id", "caption_words", "source")
 
 
@@ -116,6 +121,35 @@ def check_inputs(what: str, img: Any, txt: Any, labels: Mapping[str, np.ndarray]
         check_max_k(max_k)
 
 
+def factor_labels(labels: Mapping[str, np.ndarray] | None, object_key: str = "digit"
+                  ) -> dict[str, np.ndarray]:
+    """The factors of the ideal words: the object label and every attribute label (not
+    ``NON_LABEL_KEYS``); empty without labels."""
+    if not labels:
+        return {}
+    keys = ([object_key] if object_key in labels else []) + _attr_keys(labels, object_key)
+    return {k: labels[k] for k in keys}
+
+
+def check_close_gap(method: str, drop_k: int, dim: int | None = None,
+                    labels: Mapping[str, np.ndarray] | None = None, object_key: str = "digit"
+                    ) -> None:
+    """DataError unless ``method`` is in ``CLOSE_GAP_CHOICES``, ``drop_k`` (``--drop-k``) is
+    >= 1 (and < ``dim`` when known) and ``ideal-words`` has factor labels (when ``labels`` is
+    given; ``all`` then skips it with a note)."""
+    if method not in CLOSE_GAP_CHOICES:
+        raise DataError(f"analyze close-gap: --method must be one of {list(CLOSE_GAP_CHOICES)}, "
+                        f"got {method!r}")
+    if drop_k < 1 or (dim is not None and method in ("drop", "all") and drop_k >= dim):
+        upper = "" if dim is None else f"..{dim - 1}"
+        raise DataError(f"analyze close-gap: --drop-k (drop_k) must be in 1{upper}, got {drop_k}")
+    if method == "ideal-words" and labels is not None and not factor_labels(labels, object_key):
+        found = sorted(labels) if labels else []
+        raise DataError("analyze close-gap --method ideal-words: needs factor labels (the "
+                        f"object label {object_key!r} or attribute labels; labels found: "
+                        f"{found}); pass --labels FILE or --label-key")
+
+
 def check_max_k(max_k: int) -> None:
     """DataError unless ``max_k`` (``--max-k``, dimensions dropped: k = 0..max_k) is >= 0."""
     if max_k < 0:
@@ -148,6 +182,36 @@ def _ablate(img: Any, txt: Any, labels: Mapping[str, np.ndarray] | None, label_k
     return out
 
 
+def _dims(img: Any, txt: Any, plots: Path | None, seed: int) -> dict[str, Any]:
+    out = dims_analysis(img, txt, seed=seed)
+    if plots:
+        diff = np.asarray(out["mean_image"]) - np.asarray(out["mean_text"])
+        out["figures"] = [
+            str(plot_dim_means(out["mean_image"], out["mean_text"], plots / "dim_means.png",
+                               mark=out["pair"])),
+            str(plot_dim_scatter(img, txt, out["pair"], plots / "dim_scatter.png", seed=seed)),
+            str(P.plot_mean_difference(diff, plots / "mean_difference.png")),
+        ]
+    return out
+
+
+def _close_gap(img: Any, txt: Any, labels: Mapping[str, np.ndarray] | None, label_key: str,
+               plots: Path | None, method: str, drop_k: int) -> dict[str, Any]:
+    factors = factor_labels(labels, label_key)
+    methods = list(METHODS) if method == "all" else [method]
+    notes = []
+    if not factors and "ideal-words" in methods:
+        methods.remove("ideal-words")
+        notes.append("ideal-words skipped: no factor labels (object / attribute labels)")
+    out = close_gap(img, txt, methods, k=drop_k, factors=factors or None,
+                    metric_fn=ablation_metric(labels, label_key))
+    if notes:
+        out["notes"] = notes
+    if plots:
+        out["figures"] = [str(plot_close_gap(out, plots / "close_gap.png"))]
+    return out
+
+
 def run_analysis(
     what: str,
     img: Any,
@@ -158,14 +222,25 @@ def run_analysis(
     max_k: int = 20,
     geometry: ModuleType = sphere,
     curv: float = 1.0,
+    method: str = "all",
+    drop_k: int = 5,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """One analysis (``gap``, ``moad``, ``ablate-dims``, ``neighbourhood``) as a dict.
+    """One analysis (``gap``, ``moad``, ``ablate-dims``, ``neighbourhood``, ``dims``,
+    ``close-gap``) as a dict.
+
+    ``dims``: the per-dimension view (``analysis.dims``; ``seed`` draws the random-dimension
+    baseline). ``close-gap``: ``method`` (``drop``, ``shift``, ``ideal-words`` or ``all``; see
+    ``analysis.close_gap``; ``drop_k`` dimensions for drop), gap and ``ablation_metric``
+    performance before and after.
 
     ``geometry``/``curv``: the space the points live in, for the root-distance figure of
     ``gap`` (distances to the shared [ROOT] in that geometry's metric). Bad input (see
     ``check_inputs``) is a DataError before any work. Values may be NaN where a metric is
     undefined (``notes`` says why); ``json_ready`` makes the dict safe to write as JSON."""
     check_inputs(what, img, txt, labels, max_k)
+    if what == "close-gap":
+        check_close_gap(method, drop_k, int(img.shape[1]), labels or {}, label_key)
     plots = Path(plot_dir) if plot_dir else None
     out: dict[str, Any] = {"analysis": what, "n": int(img.shape[0]), "dim": int(img.shape[1])}
     if what == "gap":
@@ -177,6 +252,10 @@ def run_analysis(
     elif what == "neighbourhood":
         y = _need(labels, label_key, "neighbourhood")
         out.update(neighbourhood_test(img, txt, y))
+    elif what == "dims":
+        out.update(_dims(img, txt, plots, seed))
+    elif what == "close-gap":
+        out.update(_close_gap(img, txt, labels, label_key, plots, method, drop_k))
     return out
 
 

@@ -1,7 +1,10 @@
-"""``clipspace analyze``: modality gap, object bias, dimension ablation, neighbourhood test on
-embedding files or on a run's embeddings of a dataset; JSON (and figures) out. Bad input (a file
-with NaN / Inf rows, no rows or no columns, a single pair, ``--max-k`` < 0) exits with code 2
-and a message naming the file or flag; undefined values are written as null with a note."""
+"""``clipspace analyze``: modality gap, object bias, dimension ablation, neighbourhood test,
+per-dimension view (``dims``) and post-hoc gap closing (``close-gap --method
+drop|shift|ideal-words|all``) on embedding files or on a run's embeddings of a dataset; JSON (and
+figures) out. Bad input (a file with NaN / Inf rows, no rows or no columns, a single pair,
+``--max-k`` < 0, ``--drop-k`` outside 1..D-1, ``--method ideal-words`` without labels) exits with
+code 2 and a message naming the file or flag; undefined values are written as null with a
+note."""
 
 from __future__ import annotations
 
@@ -9,7 +12,13 @@ import argparse
 import json
 from typing import Any
 
-from clipspace.analysis.run import ANALYSES, check_max_k, run_analysis
+from clipspace.analysis.run import (
+    ANALYSES,
+    CLOSE_GAP_CHOICES,
+    check_close_gap,
+    check_max_k,
+    run_analysis,
+)
 from clipspace.cli.common import add_prompt_args, emit_json
 from clipspace.data.embeddings_io import load_embeddings, load_labels, read_arrays, read_texts
 from clipspace.errors import ClipspaceError
@@ -21,7 +30,8 @@ from clipspace.tree import json_ready
 
 def add_analyze(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="modality gap, object bias, dimension ablation, "
-                       "neighbourhood test on embeddings (JSON out)")
+                       "neighbourhood test, per-dimension view, post-hoc gap closing on "
+                       "embeddings (JSON out)")
     p.add_argument("what", choices=list(ANALYSES))
     p.add_argument("--embeddings", default=None, metavar="FILE",
                    help="a file written by `clipspace embed` (points, labels, geometry)")
@@ -47,6 +57,13 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--max-samples", type=int, default=0)
     p.add_argument("--max-k", type=int, default=20, help="ablate-dims: drop k = 0..max_k dims")
+    p.add_argument("--method", default="all", choices=list(CLOSE_GAP_CHOICES),
+                   help="close-gap: drop the top mean-difference dims, shift by half the gap "
+                   "vector (Liang et al.), remove each modality's ideal-word constant u_0 "
+                   "(Trager et al.), or all three (default)")
+    p.add_argument("--drop-k", type=int, default=5,
+                   help="close-gap drop: dimensions removed (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="dims: seed of the random-dims baseline")
     p.add_argument("--plot", default=None, metavar="DIR", help="write PNG figures here")
     p.add_argument("--out", default=None, help="write the JSON here (atomically)")
     p.set_defaults(func=run_analyze)
@@ -98,6 +115,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     bare NaN (``json_ready``: null, and a note saying why)."""
     if args.what == "ablate-dims":
         check_max_k(args.max_k)  # before any embedding
+    if args.what == "close-gap":
+        check_close_gap(args.method, args.drop_k)
     if args.object_column:
         args.label_key = args.object_column
     if args.run:
@@ -106,6 +125,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         img, txt, labels = _file_inputs(args)
         geometry, curv = _file_geometry(args)
     res = run_analysis(args.what, img, txt, labels, plot_dir=args.plot, label_key=args.label_key,
-                       max_k=args.max_k, geometry=geometry, curv=curv)
+                       max_k=args.max_k, geometry=geometry, curv=curv, method=args.method,
+                       drop_k=args.drop_k, seed=args.seed)
     emit_json(json_ready(res), args.out)
     return 0

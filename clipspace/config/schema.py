@@ -90,6 +90,9 @@ class ModelConfig:
     image: ImageTowerConfig = field(default_factory=ImageTowerConfig)
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     pretrained: str = ""
+    # norm of a fixed random offset added to every text feature at initialisation (a bias of the
+    # text projection, trainable): starts training with a large modality gap (Two Effects Fig. 7b)
+    init_text_shift: float = 0.0
 
 
 @dataclass

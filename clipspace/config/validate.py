@@ -119,6 +119,7 @@ RANGES: dict[str, Range] = {
     "model.image.stem_stride": Range(1, 2),
     "model.text.vocab_size": AT_LEAST_ONE,
     "model.text.context_length": AT_LEAST_ONE,
+    "model.init_text_shift": NON_NEGATIVE,
     "data.num_attrs": Range(0, 5),
     "data.max_samples": NON_NEGATIVE,
     "data.caption_fraction": Range(0.0, 1.0, lo_open=True),
@@ -173,6 +174,11 @@ def _check_combinations(cfg: Config) -> None:
         )
     if cfg.data.batch_size % cfg.optim.accum_steps:
         raise ConfigError("config key 'data.batch_size' must be divisible by 'optim.accum_steps'")
+    if cfg.data.caption_fraction < 1.0 and str(cfg.data.train).startswith("mad:"):
+        raise ConfigError(
+            f"config key 'data.caption_fraction' ({cfg.data.caption_fraction}) < 1 with MAD "
+            f"training data ({cfg.data.train!r}): MAD captions are cut by attribute count, set "
+            "'data.num_attrs' (0..5) instead")
 
 
 def validate(cfg: Config) -> None:

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from clipspace.config import ConfigError, DataConfig
+from clipspace.data.caption_fraction import with_caption_fraction
 from clipspace.data.collate import Collate
 from clipspace.errors import DataError
 
@@ -234,6 +235,8 @@ def build_loader(
         ds = spec
     else:
         ds = build_dataset(spec, cfg, split, image_size, seed, rank=rank, world_size=world_size)
+        if split == "train":  # data.caption_fraction: training captions only
+            ds = with_caption_fraction(ds, cfg, seed)
     workers = int(cfg.workers)
     common: dict[str, Any] = {
         "num_workers": workers,

@@ -6,12 +6,21 @@ recipe and ``evaluate_run`` (one embedding pass per run: suites, analysis, figur
 module registers it, so every experiment module is imported here.
 """
 
+from clipspace.experiments.close_gap import reproduce_close_gap  # noqa: F401
 from clipspace.experiments.common import FULL, QUICK, Budget, evaluate_run
+from clipspace.experiments.curvature import reproduce_curvature  # noqa: F401
 from clipspace.experiments.demo import run_demo
+from clipspace.experiments.entailment import reproduce_entailment  # noqa: F401
+from clipspace.experiments.entropy import reproduce_entropy  # noqa: F401
+from clipspace.experiments.gap_dynamics import reproduce_gap_dynamics  # noqa: F401
 from clipspace.experiments.geometries import reproduce_geometries
 from clipspace.experiments.imbalance import reproduce_imbalance
+from clipspace.experiments.logits import reproduce_logits  # noqa: F401
+from clipspace.experiments.prevalence import reproduce_prevalence  # noqa: F401
+from clipspace.experiments.propositions import reproduce_propositions  # noqa: F401
 from clipspace.experiments.radial import reproduce_radial
 from clipspace.experiments.registry import EXPERIMENTS, Experiment, Option, register
+from clipspace.experiments.traversal import reproduce_traversal  # noqa: F401
 
 __all__ = ["EXPERIMENTS", "FULL", "QUICK", "Budget", "Experiment", "Option", "evaluate_run",
            "register", "reproduce_geometries", "reproduce_imbalance", "reproduce_radial",

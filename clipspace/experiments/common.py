@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from clipspace.analysis import plots
+from clipspace.analysis.entropy import dynamics_stats
 from clipspace.analysis.gap import mean_difference, root_distances
 from clipspace.analysis.run import run_analysis
 from clipspace.config import Config, resolve
@@ -19,8 +22,16 @@ from clipspace.eval.datasets import dataset_tokenizer, load_eval_dataset
 from clipspace.eval.embed import Embeddings, embed
 from clipspace.eval.evaluate import DEFAULT_SUITES, evaluate, evaluate_embeddings
 from clipspace.eval.suites import SuiteContext
+from clipspace.geometry import GEOMETRIES
 from clipspace.io import atomic_write_text
 from clipspace.models import load_model_and_tokenizer
+from clipspace.report.sample import (
+    SAMPLE_FILE,
+    SAMPLE_PAIRS,
+    EmbeddingSample,
+    sample_rows,
+    take_sample,
+)
 from clipspace.tree import get_dotted, to_json
 
 
@@ -56,6 +67,8 @@ TABLE_KEYS: dict[str, str] = {
     "L2M": "gap.l2m",
     "MOAD": "moad.moad",
 }
+# per-sample logit entropy and alignment / uniformity are O(N^2): at most this many test pairs
+DYNAMICS_PAIRS = 1024
 # experiments probe the digit only: each attribute probe costs ~3 s (``clipspace eval`` does all)
 PROBE_KEYS: tuple[str, ...] = ("digit",)
 
@@ -124,6 +137,32 @@ def analyse_embeddings(model: Any, emb: Embeddings, fig_dir: Path) -> dict[str, 
     return out
 
 
+@torch.no_grad()
+def dynamics_of(model: Any, emb: Embeddings, max_pairs: int = DYNAMICS_PAIRS) -> dict[str, Any]:
+    """``analysis.entropy.dynamics_stats`` (L2M, RMG, per-sample logit entropy of softmax over
+    ``model.logits`` = logit_scale * similarity, alignment, uniformity; Two Effects Sec. 6.2,
+    Fig. 7b) of a seeded subset of at most ``max_pairs`` test pairs."""
+    rows = torch.from_numpy(sample_rows(len(emb), max_pairs))
+    img, txt = emb.image[rows], emb.text[rows]
+    return {**dynamics_stats(img, txt, model.logits(img, txt).float().cpu()), "n": len(rows)}
+
+
+def save_embedding_sample(model: Any, emb: Embeddings, path: Path,
+                          n: int = SAMPLE_PAIRS) -> Path:
+    """The report's ``embeddings_sample.npz`` (``report.sample``): ``n`` seeded test pairs with
+    labels and captions, plus every pair's distance to [ROOT] in the model's geometry and the
+    per-dimension mean difference."""
+    curv = model.curv().detach().float().cpu()
+    dists = root_distances(emb.image, emb.text, model.geometry, curv)
+    pairs = take_sample(emb.image.numpy(), emb.text.numpy(), emb.captions, emb.labels,
+                        sample_rows(len(emb), n))
+    name = next(k for k, v in GEOMETRIES.items() if v is model.geometry)
+    return EmbeddingSample(
+        **pairs, geometry=name, curv=float(curv), root_dist_image=dists["image"],
+        root_dist_text=dists["text"],
+        mean_difference=mean_difference(emb.image, emb.text).numpy()).save(path)
+
+
 def load_model_and_data(
     model_spec: str | Path, data: str, split: str = "test", device: str = "cpu",
     tokenizer: str | None = None, **data_options: Any,
@@ -151,8 +190,10 @@ def evaluate_run(
     """Evaluate a finished run on the test split of ``data`` from one embedding pass: the
     suites, the score-ensemble zero-shot (fairer to angle-scored ATMG), with ``empty_root``
     the hierarchy suite again with [ROOT] = the text point of "" (Radial Embedding), and with
-    ``analyse`` the gap / object bias / ablation analysis and figures. Writes ``eval.json``
-    (and ``analysis.json``, ``figures/``) into the run directory."""
+    ``analyse`` the gap / object bias / ablation analysis and figures; always ``dynamics``
+    (``dynamics_of``: gap, logit entropy, alignment / uniformity of <= 1024 pairs). Writes
+    ``eval.json``, ``embeddings_sample.npz`` (for the report) and with ``analyse``
+    ``analysis.json`` and ``figures/`` into the run directory."""
     model, dataset, tok = load_model_and_data(run_dir, data)
     emb = embed(model, dataset, tok, max_samples=max_samples, progress=progress)
     results = evaluate(model, data, suites, tokenizer=tok, embeddings=emb, progress=progress,
@@ -164,8 +205,10 @@ def evaluate_run(
     if "hierarchy" in suites and empty_root:
         ctx.hierarchy_root = "empty"
         results["hierarchy_empty_root"] = evaluate_embeddings(ctx, ["hierarchy"])["hierarchy"]
+    results["dynamics"] = dynamics_of(model, emb)
     results["model"] = str(run_dir)
     atomic_write_text(run_dir / "eval.json", to_json(results) + "\n")
+    save_embedding_sample(model, emb, run_dir / SAMPLE_FILE)
     if not analyse:
         return results
     analysis = analyse_embeddings(model, emb, run_dir / "figures")
@@ -178,11 +221,14 @@ __all__ = [
     "PROBE_KEYS",
     "QUICK",
     "TABLE_KEYS",
+    "DYNAMICS_PAIRS",
     "Budget",
     "analyse_embeddings",
     "comparison_table",
+    "dynamics_of",
     "ensure_mad",
     "evaluate_run",
     "load_model_and_data",
     "mad_recipe",
+    "save_embedding_sample",
 ]

@@ -70,9 +70,16 @@ class ClipModel(nn.Module):
         self.visual = build_image_tower(mc.image)
         self.text = build_text_tower(mc.text, eot_id, pad_id)
         self.image_proj = nn.Linear(self.visual.output_dim, mc.embed_dim, bias=False)
-        self.text_proj = nn.Linear(self.text.output_dim, mc.embed_dim, bias=False)
+        # model.init_text_shift > 0: a bias on the text projection, initialised to a random
+        # direction of that norm (a large modality gap at step 0, Two Effects Fig. 7b)
+        self.text_proj = nn.Linear(self.text.output_dim, mc.embed_dim,
+                                   bias=mc.init_text_shift > 0)
         nn.init.normal_(self.image_proj.weight, std=self.visual.output_dim**-0.5)
         nn.init.normal_(self.text_proj.weight, std=self.text.output_dim**-0.5)
+        if self.text_proj.bias is not None:
+            with torch.no_grad():
+                shift = torch.randn(mc.embed_dim)
+                self.text_proj.bias.copy_(shift * (mc.init_text_shift / shift.norm()))
 
         self.curvature = Curvature(
             g.curv,

@@ -37,7 +37,13 @@ from clipspace.train.distributed import (
     init_distributed,
 )
 from clipspace.train.engine import Engine, Hook, Job
-from clipspace.train.hooks import EvalHook, ValLossHook
+from clipspace.train.hooks import (
+    AnalysisHook,
+    EvalHook,
+    ValLossHook,
+    analysis_pairs,
+    with_analysis,
+)
 from clipspace.train.optim import WarmupCosine, build_optimizer
 from clipspace.train.rundir import (
     RunPlan,
@@ -46,7 +52,7 @@ from clipspace.train.rundir import (
     choose_run_dir,
     load_resume,
 )
-from clipspace.train.state import TrainState, restore_rng, seed_everything
+from clipspace.train.state import TrainState, capture_rng, restore_rng, seed_everything
 
 
 def pick_device(cfg: Config) -> torch.device:
@@ -133,6 +139,23 @@ def validation_hooks(cfg: Config, model: nn.Module, tokenizer: Any, device: torc
     return hooks
 
 
+def analysis_hook(cfg: Config, tokenizer: Any, device: torch.device,
+                  image_size: int | None) -> AnalysisHook | None:
+    """``run.analysis_every``: the ``AnalysisHook`` on ``run.analysis_samples`` pairs of the
+    validation split (``data.val``), else of the training data (full captions, no
+    ``data.caption_fraction``), read once before training without touching any RNG."""
+    if cfg.run.analysis_every <= 0:
+        return None
+    spec, split = (cfg.data.val, "val") if cfg.data.val else (cfg.data.train, "train")
+    rng = capture_rng()
+    try:
+        dataset = build_dataset(spec, cfg.data, split, image_size=image_size, seed=cfg.run.seed)
+        pairs = analysis_pairs(dataset, tokenizer, cfg.run.analysis_samples)
+    finally:
+        restore_rng(rng)
+    return AnalysisHook(pairs, device, cfg.run.analysis_every, cfg.optim.steps)
+
+
 def train(
     config: Config,
     resume: str | None = None,
@@ -190,6 +213,8 @@ def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
     hooks = validation_hooks(cfg, model, tokenizer, device, autocast, loader_args) + hooks
     if cfg.run.eval_every > 0 and not hooks:
         raise ConfigError("config key 'run.eval_every' needs 'data.val' (--val-data) to evaluate")
+    analysis = analysis_hook(cfg, tokenizer, device, loader_args["image_size"])
+    hooks += [analysis] if analysis is not None else []
     if getattr(loader.batch_sampler, "batches_per_epoch", None) == 0:
         raise DataError(
             f"data.train = {cfg.data.train!r} has fewer than {per_rank} samples per process: "
@@ -204,7 +229,10 @@ def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
         restore_rng(rng)
     model.train()
     engine = Engine(state, cfg, info, run_dir, logger, hooks)
-    engine.run(contrastive_job(cfg, model, loader, device, autocast, per_rank, run_dir))
+    job = contrastive_job(cfg, model, loader, device, autocast, per_rank, run_dir)
+    if analysis is not None:  # dyn/... at step 0 and every run.analysis_every steps
+        job = with_analysis(job, analysis, state, logger, run_dir)
+    engine.run(job)
     return run_dir
 
 
@@ -232,4 +260,5 @@ def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.de
     )
 
 
-__all__ = ["autocast_factory", "check_batch", "epoch_batches", "pick_device", "train"]
+__all__ = ["analysis_hook", "autocast_factory", "check_batch", "epoch_batches", "pick_device",
+           "train"]

@@ -108,3 +108,28 @@ def test_geometric_gap_in_each_geometry() -> None:
         assert same["geodesic_rmg"] == pytest.approx(0.0, abs=2e-3)
     h = geometric_gap(img * 0.3, txt * 0.3, lorentz, 2.0, max_rows=25)  # subsampled spread
     assert 0 < h["geodesic_rmg"] < 1 and h["geometry"] == "lorentz"
+
+
+def test_paper_root_distances_match_a_direct_computation() -> None:
+    """EuCLIP's roots: on the sphere s (1 - cos) to the normalised mean of all unit embeddings
+    (raw scale of the rows ignored); with an origin the geodesic distance to the origin."""
+    from clipspace.analysis.gap import paper_root_distances
+    from clipspace.geometry import euclidean, lorentz, sphere
+
+    rng = np.random.default_rng(3)
+    img = rng.normal(size=(30, 5)) + 1.5
+    txt = rng.normal(size=(20, 5)) * 4.0 - 0.5  # another count and scale than the images
+    a, b = _unit(img), _unit(txt)
+    r = np.concatenate([a, b]).mean(0)
+    r /= np.linalg.norm(r)
+    got = paper_root_distances(img.astype(np.float32), txt.astype(np.float32), sphere,
+                               scale=12.5)
+    np.testing.assert_allclose(got["image"], 12.5 * (1 - a @ r), atol=1e-5)
+    np.testing.assert_allclose(got["text"], 12.5 * (1 - b @ r), atol=1e-5)
+    assert got["text"].shape == (20,)
+    e = paper_root_distances(img, txt, euclidean, scale=7.0)  # scale: sphere only
+    np.testing.assert_allclose(e["image"], np.linalg.norm(img, axis=1), rtol=1e-5)
+    c = 0.5
+    h = paper_root_distances(img, txt, lorentz, curv=c)
+    want = np.arcsinh(np.sqrt(c) * np.linalg.norm(txt, axis=1)) / np.sqrt(c)
+    np.testing.assert_allclose(h["text"], want, rtol=1e-5)

@@ -109,3 +109,42 @@ def test_moad_on_real_data_from_csv_columns(tmp_path, tiny_mad, capsys) -> None:
     assert -1 <= res["moad_image"] <= 1 and -1 <= res["moad_text"] <= 1
     assert main([*args, "--object-column", "nope"]) == 2
     assert "label column(s) ['nope'] not found" in capsys.readouterr().err
+
+
+def test_analyze_dims_and_close_gap(files, capsys) -> None:
+    from clipspace.analysis.close_gap import shift
+    from clipspace.analysis.dims import dims_analysis
+
+    d, img, txt, *_ = files
+    base = ["--image-emb", str(d / "img.npy"), "--text-emb", str(d / "txt.pt"), "--labels",
+            str(d / "labels.npz")]
+    code, res = _run(capsys, ["analyze", "dims", *base, "--plot", str(d / "dims")])
+    assert code == 0 and res["pair"] == dims_analysis(img, txt)["pair"]
+    assert len(res["figures"]) == 3 and (d / "dims" / "dim_scatter.png").exists()
+    code, res = _run(capsys, ["analyze", "close-gap", *base, "--method", "shift"])
+    assert code == 0 and list(res["methods"]) == ["shift"]
+    assert res["methods"]["shift"]["after"]["rmg"] == pytest.approx(
+        gap_stats(*shift(img, txt))["rmg"], rel=1e-5)
+    code, res = _run(capsys, ["analyze", "close-gap", *base, "--drop-k", "2"])
+    assert code == 0 and set(res["methods"]) == {"drop", "shift", "ideal-words"}
+    assert res["methods"]["ideal-words"]["ideal_word_cos"]["without_u0"] <= 1.0
+
+
+def test_analyze_close_gap_bad_flags_exit_2(files, capsys) -> None:
+    d, *_ = files
+    base = ["analyze", "close-gap", "--image-emb", str(d / "img.npy"), "--text-emb",
+            str(d / "txt.pt")]
+    assert main([*base, "--drop-k", "0"]) == 2
+    assert "--drop-k" in capsys.readouterr().err
+    assert main([*base, "--drop-k", "8"]) == 2  # D = 8: at most 7 can be dropped
+    assert "--drop-k" in capsys.readouterr().err
+    assert main([*base, "--method", "ideal-words"]) == 2  # no labels
+    assert "needs factor labels" in capsys.readouterr().err
+
+
+def test_cli_close_gap_from_run(tiny_mad, capsys) -> None:
+    code = main(["analyze", "close-gap", "--run", "clip", "--data", f"mad:{tiny_mad}",
+                 "--method", "ideal-words"])
+    assert code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == TINY_MAD_TEST_IMAGES and 0 <= res["methods"]["ideal-words"]["after"]["rmg"]

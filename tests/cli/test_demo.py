@@ -23,8 +23,11 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         assert (run / "figures" / "root_distance.png").exists()
     page = (out / "report" / "report.html").read_text()
     # every run's figures are embedded, plus the training curves
-    n_figs = sum(len(list((out / "runs" / p / "figures").glob("*.png"))) for p in results)
-    assert page.count("data:image/png;base64,") == n_figs + 1
+    # one figure per quantity (curves, root distance, mean difference, ablation, MAD grid, 2-D
+    # views), not one per run; headline first, then the demo's section, then the runs
+    assert page.count("data:image/png;base64,") == 6
+    assert page.index('id="headline"') < page.index('id="section-') < page.index(
+        'id="side-by-side"')
     table = (out / "summary.txt").read_text()
     assert all(p in table for p in results) and table.strip() in printed
     # a second run reuses the generated MAD instead of regenerating it
