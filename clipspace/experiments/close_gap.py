@@ -23,21 +23,20 @@ from typing import Any
 
 from clipspace.analysis.close_gap import METHODS
 from clipspace.analysis.run import run_analysis
-from clipspace.config import PRESETS, ConfigError
+from clipspace.config import PRESETS
 from clipspace.eval.embed import embed
 from clipspace.experiments.common import (
     FULL,
     QUICK,
     Budget,
     ensure_mad,
+    finish,
     load_model_and_data,
     mad_recipe,
 )
-from clipspace.experiments.registry import Experiment, Option, register
-from clipspace.io import atomic_write_text
-from clipspace.report import Section, Table, write_report
+from clipspace.experiments.registry import Experiment, Option, number_parser, register
+from clipspace.report import Section, Table
 from clipspace.train import train
-from clipspace.tree import to_json
 
 # one run of QUICK's 120 steps on 120 source digits (2,880 images; MAD generation is
 # half of QUICK's): about half a minute on 2 cores (one demo preset: 1,800 steps in ~2 min)
@@ -132,13 +131,6 @@ def _row(label: str, m: dict[str, float], cos: dict[str, float] | None) -> list[
             _fmt(m["i2t_r1"]), _fmt(m["t2i_r1"]), _fmt(cos["with_u0"]) if cos else "-"]
 
 
-def _print_table(table: Table) -> None:
-    rows = [table.header, *table.rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(table.header))]
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
-
-
 def _embed_test(run_dir: Path, mad: Path, budget: Budget) -> tuple[Any, Any, dict[str, Any]]:
     model, dataset, tok = load_model_and_data(run_dir, f"mad:{mad}")
     emb = embed(model, dataset, tok, max_samples=budget.eval_samples, progress=True)
@@ -165,13 +157,9 @@ def reproduce_close_gap(out: str | Path = "reproduce-close-gap", quick: bool = F
                           drop_k=drop_k)
     finding, verdict, checks = judge(dims, closed)
     tabs = tables(dims, closed)
-    for t in tabs:
-        _print_table(t)
-    print(f"[close-gap] {verdict}: {finding}")
     results = {"run": str(run_dir), "quick": quick, "drop_k": drop_k, "dims": dims,
                "ablation": ablation, "close_gap": closed, "checks": checks, "verdict": verdict,
                "finding": finding}
-    atomic_write_text(out / "results.json", to_json(results) + "\n")
     headline = {"separation (paper's pair)": dims["separation"]["pair"],
                 "separation (2 random dims)": dims["separation"]["random"]["mean"],
                 "RMG before": closed["before"]["rmg"]}
@@ -180,21 +168,11 @@ def reproduce_close_gap(out: str | Path = "reproduce-close-gap", quick: bool = F
                   claim=CLAIM, finding=finding, verdict=verdict, tables=tabs,
                   figures=[*dims["figures"], *ablation["figures"], *closed["figures"]],
                   headline=headline)
-    sec.save(out / "section.json")
-    write_report([run_dir], out / "report", title="Two Effects, One Trigger: closing the gap",
-                 sections=[sec])
-    return results
+    return finish(out, "close-gap", results, sec, [run_dir],
+                  "Two Effects, One Trigger: closing the gap")
 
 
-def parse_drop_k(text: str) -> int:
-    """``--drop-k K``: dimensions removed by the drop method, an integer >= 1."""
-    try:
-        k = int(text)
-    except ValueError:
-        raise ConfigError(f"--drop-k: expected an integer, got {text!r}") from None
-    if k < 1:
-        raise ConfigError(f"--drop-k: must be >= 1, got {k}")
-    return k
+parse_drop_k = number_parser("--drop-k", int, low=1)
 
 
 register(Experiment(

@@ -25,6 +25,7 @@ from clipspace.eval.suites import SuiteContext
 from clipspace.geometry import GEOMETRIES
 from clipspace.io import atomic_write_text
 from clipspace.models import load_model_and_tokenizer
+from clipspace.report import Section, write_report
 from clipspace.report.sample import (
     SAMPLE_FILE,
     SAMPLE_PAIRS,
@@ -216,6 +217,25 @@ def evaluate_run(
     return {**results, **analysis}
 
 
+
+
+def finish(out: Path, name: str, results: dict[str, Any], section: Section,
+           run_dirs: Sequence[Path], title: str, progress: bool = False) -> dict[str, Any]:
+    """The end of every experiment: ``results.json``, ``section.json`` and ``report/`` under
+    ``out``; prints the section's tables, its verdict and finding; returns ``results``.
+    ``progress``: the report names each step on stderr."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", to_json(results) + "\n")
+    section.save(out / "section.json")
+    html, _ = write_report(list(run_dirs), out / "report", title=title, sections=[section],
+                           progress=progress)
+    for table in section.tables:
+        print(table.text())
+    print(f"[{name}] verdict: {section.verdict}: {section.finding}")
+    print(f"[{name}] report: {html}")
+    return results
+
+
 __all__ = [
     "FULL",
     "PROBE_KEYS",
@@ -228,6 +248,7 @@ __all__ = [
     "dynamics_of",
     "ensure_mad",
     "evaluate_run",
+    "finish",
     "load_model_and_data",
     "mad_recipe",
     "save_embedding_sample",

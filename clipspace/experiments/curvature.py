@@ -20,14 +20,12 @@ from typing import Any
 import numpy as np
 
 from clipspace.analysis.hyperbolic_plots import plot_curvature
-from clipspace.config import ConfigError
-from clipspace.experiments.common import FULL, QUICK, ensure_mad, evaluate_run, mad_recipe
-from clipspace.experiments.registry import Experiment, Option, register
-from clipspace.io import atomic_write_text
-from clipspace.report import Section, Table, write_report
+from clipspace.experiments.common import FULL, QUICK, ensure_mad, evaluate_run, finish, mad_recipe
+from clipspace.experiments.registry import Experiment, Option, names_parser, register
+from clipspace.report import Section, Table
 from clipspace.train import train
 from clipspace.train.logger import read_metrics
-from clipspace.tree import get_dotted, to_json
+from clipspace.tree import get_dotted
 
 PRESET_NAMES: tuple[str, ...] = ("meru", "atmg")
 CENTROID_WEIGHT = 0.5  # ATMG's preset weight
@@ -165,24 +163,13 @@ def reproduce_curvature(
         verdict=v, tables=[result_table(rows)], figures=[fig],
         headline={f"{p}: {PRIMARY} drop, low -> high c": d for p in presets
                   if (d := degradation(rows, p)) is not None})
-    sec.save(out / "section.json")
-    atomic_write_text(out / "results.json",
-                      to_json({"cells": rows, "verdict": v, "tolerance": TOL}) + "\n")
-    html, _ = write_report(run_dirs, out / "report", title="Curvature on MAD: MERU vs ATMG",
-                           sections=[sec])
-    print(f"[curvature] {finding}\n[curvature] verdict: {v}; report: {html} "
-          f"({time.perf_counter() - t0:.0f} s)")
+    finish(out, "curvature", {"cells": rows, "verdict": v, "tolerance": TOL}, sec, run_dirs,
+           "Curvature on MAD: MERU vs ATMG")
+    print(f"[curvature] {time.perf_counter() - t0:.0f} s")
     return rows
 
 
-def parse_presets(text: str) -> list[str]:
-    """``--presets meru,atmg``: a non-empty subset of meru, atmg (the Lorentz presets)."""
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in names if p not in PRESET_NAMES]
-    if not names or bad:
-        raise ConfigError(f"--presets: expected a subset of {', '.join(PRESET_NAMES)}, "
-                          f"got {text!r}")
-    return names
+parse_presets = names_parser("--presets", PRESET_NAMES)
 
 
 register(Experiment(

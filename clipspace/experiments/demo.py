@@ -26,12 +26,13 @@ from clipspace.experiments.common import (
     comparison_table,
     ensure_mad,
     evaluate_run,
+    finish,
     mad_recipe,
 )
 from clipspace.io import atomic_write_text
-from clipspace.report import Section, Table, write_report
+from clipspace.report import Section, Table
 from clipspace.train import train
-from clipspace.tree import get_dotted, to_json
+from clipspace.tree import get_dotted
 
 PRESET_NAMES: tuple[str, ...] = ("clip", "euclip", "meru", "atmg")
 ZS_TOLERANCE = 0.02  # zero-shot digit accuracy a Lorentz run may lose and still count as kept
@@ -113,15 +114,11 @@ def run_demo(
                         _number(results[preset], "zeroshot.digit.top1"))
         run_dirs.append(run_dir)
     section = demo_section(rows)
-    section.save(out / "section.json")
-    html_path, _ = write_report(run_dirs, out / "report", title=title, sections=[section],
-                                progress=progress)
     table = comparison_table(results)
     atomic_write_text(out / "summary.txt", table + "\n")
-    atomic_write_text(out / "results.json", to_json(results) + "\n")
     print(table)
-    print(f"[demo] {section.verdict}: {section.finding}")
-    print(f"[demo] report: {html_path}  total {time.perf_counter() - t0:.0f} s")
+    finish(out, "demo", results, section, run_dirs, title, progress=progress)
+    print(f"[demo] total {time.perf_counter() - t0:.0f} s")
     return results
 
 

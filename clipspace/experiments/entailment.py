@@ -15,7 +15,6 @@ w > 0 than with w = 0. All checks hold: agrees; none: disagrees; some: partly.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from clipspace.analysis.gap import paper_root_distances
 from clipspace.analysis.plots import plot_root_distance_panels
-from clipspace.config import PRESETS, ConfigError
+from clipspace.config import PRESETS
 from clipspace.eval.embed import embed
 from clipspace.experiments.common import (
     FULL,
@@ -33,16 +32,16 @@ from clipspace.experiments.common import (
     Budget,
     ensure_mad,
     evaluate_run,
+    finish,
     load_model_and_data,
     mad_recipe,
 )
-from clipspace.experiments.registry import Experiment, Option, register
+from clipspace.experiments.registry import Experiment, Option, names_parser, number_parser, register
 from clipspace.geometry import get_geometry
-from clipspace.io import atomic_write_text
 from clipspace.losses import check_terms
-from clipspace.report import Section, Table, write_report
+from clipspace.report import Section, Table
 from clipspace.train import train
-from clipspace.tree import get_dotted, to_json
+from clipspace.tree import get_dotted
 
 PRESET_CHOICES: tuple[str, ...] = ("clip", "euclip", "meru")
 #: quick: 100 digits (2,400 training images), 60 steps of 64, 300 test images
@@ -230,7 +229,6 @@ def reproduce_entailment(
         claim=CLAIM, finding=finding_text(checks, stats, missing), verdict=verdict,
         tables=[table, missing_table] if missing else [table], figures=figures,
         headline={f"{n} separation": s["separation"] for n, s in stats.items()})
-    section.save(out / "section.json")
     results = {"budget": vars(budget), "entail_weight": entail_weight, "runs": {
         c.name: {"preset": c.preset, "geometry": c.geometry, "entail_weight": c.weight,
                  **stats[c.name], "zeroshot_digit_top1": get_dotted(metrics[c.name],
@@ -239,34 +237,14 @@ def reproduce_entailment(
                  "t2i_r1": get_dotted(metrics[c.name], "retrieval.t2i_r1")} for c in cells},
         "missing": missing, "checks": [{"check": t, "holds": ok} for t, ok in checks],
         "verdict": verdict}
-    atomic_write_text(out / "results.json", to_json(results) + "\n")
-    write_report(run_dirs, out / "report", title="EuCLIP: distance to [ROOT] and entailment",
-                 sections=[section])
-    print("  ".join(table.header))
-    print("\n".join("  ".join(r) for r in table.rows))
-    print(f"[entailment] verdict: {verdict} -- {section.finding}")
-    return results
+    return finish(out, "entailment", results, section, run_dirs,
+                  "EuCLIP: distance to [ROOT] and entailment")
 
 
-def parse_presets(text: str) -> list[str]:
-    """``--presets clip,euclip,meru``: a non-empty subset of ``PRESET_CHOICES``."""
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in names if p not in PRESET_CHOICES]
-    if not names or bad:
-        raise ConfigError(f"--presets: expected a comma-separated subset of "
-                          f"{', '.join(PRESET_CHOICES)}, got {text!r}")
-    return list(dict.fromkeys(names))
+parse_presets = names_parser("--presets", PRESET_CHOICES)
 
 
-def parse_weight(text: str) -> float:
-    """``--entail-weight W``: a finite number > 0 (weight 0 is always run)."""
-    try:
-        w = float(text)
-    except ValueError:
-        raise ConfigError(f"--entail-weight: expected a number, got {text!r}") from None
-    if not math.isfinite(w) or w <= 0:
-        raise ConfigError(f"--entail-weight: must be a finite number > 0, got {text!r}")
-    return w
+parse_weight = number_parser("--entail-weight", float, above=0)
 
 
 register(Experiment(

@@ -33,7 +33,6 @@ from typing import Any
 import torch
 
 from clipspace.analysis.plots import plot_curves_by_step
-from clipspace.config import ConfigError
 from clipspace.eval.datasets import load_eval_dataset
 from clipspace.eval.embed import embed
 from clipspace.experiments.common import (
@@ -42,16 +41,15 @@ from clipspace.experiments.common import (
     QUICK,
     dynamics_of,
     ensure_mad,
+    finish,
     load_model_and_data,
     mad_recipe,
 )
-from clipspace.experiments.registry import Experiment, Option, register
-from clipspace.io import atomic_write_text
+from clipspace.experiments.registry import Experiment, Option, number_parser, register
 from clipspace.losses import infonce
-from clipspace.report import Section, Table, write_report
+from clipspace.report import Section, Table
 from clipspace.train import train
 from clipspace.train.logger import read_metrics
-from clipspace.tree import to_json
 
 PAPER = "Two Effects, One Trigger (Schrodi et al., ICLR 2025)"
 CLAIM = ("Sec. 6.2, Fig. 8: the modality gap is tied to the entropy of the logits. Captions with "
@@ -159,17 +157,7 @@ def _curves(runs: Mapping[str, Path], path: Path) -> Path:
     return plot_curves_by_step(panels, path)
 
 
-def parse_finetune_attrs(text: str) -> int:
-    """``--finetune-attrs k``: attributes per fine-tuning caption, 0..4 (fewer than the 5 of
-    pretraining)."""
-    try:
-        k = int(text)
-    except ValueError:
-        raise ConfigError(f"--finetune-attrs: expected an integer in 0..4, got {text!r}") from None
-    if not 0 <= k < FULL_ATTRS:
-        raise ConfigError(f"--finetune-attrs: must be in 0..{FULL_ATTRS - 1} (fewer than the "
-                          f"{FULL_ATTRS} attributes of pretraining), got {k}")
-    return k
+parse_finetune_attrs = number_parser("--finetune-attrs", int, 0, FULL_ATTRS - 1)
 
 
 def _finetune(base_dir: Path, temperature: str, ctx: dict[str, Any]) -> Path:
@@ -221,16 +209,12 @@ def reproduce_entropy(
         finding=finding_text(start, ends, result, k), verdict=v, tables=[table],
         figures=[str(fig)],
         headline=headline(start, ends))
-    sec.save(out / "section.json")
     summary = {"finetune_attrs": k, "finetune_steps": ctx["steps"], "pretrain_steps": budget.steps,
                "pretrained": pretrained, "start": start, "finetuned": ends, "checks": result,
                "verdict": v}
-    atomic_write_text(out / "results.json", to_json(summary) + "\n")
-    write_report([base_dir, *runs.values()], out / "report",
-                 title="Logit entropy and the modality gap on MAD", sections=[sec])
-    print("\n".join(["  ".join(table.header)] + ["  ".join(r) for r in table.rows]))
-    print(f"[entropy] checks {result}; verdict: {v}")
-    return summary
+    print(f"[entropy] checks {result}")
+    return finish(out, "entropy", summary, sec, [base_dir, *runs.values()],
+                  "Logit entropy and the modality gap on MAD")
 
 
 register(Experiment(

@@ -22,13 +22,11 @@ from typing import Any
 
 from clipspace.analysis.plots import plot_curves_by_step
 from clipspace.config import PRESETS, ConfigError
-from clipspace.experiments.common import FULL, QUICK, ensure_mad, evaluate_run, mad_recipe
-from clipspace.experiments.registry import Experiment, Option, register
-from clipspace.io import atomic_write_text
-from clipspace.report import Section, Table, write_report
+from clipspace.experiments.common import FULL, QUICK, ensure_mad, evaluate_run, finish, mad_recipe
+from clipspace.experiments.registry import Experiment, Option, number_parser, register
+from clipspace.report import Section, Table
 from clipspace.train import train
 from clipspace.train.logger import read_metrics
-from clipspace.tree import to_json
 
 #: the quantities followed during training (``dyn/<key>`` of ``dynamics_stats``) and their labels
 QUANTITIES: dict[str, str] = {
@@ -165,38 +163,17 @@ def reproduce_gap_dynamics(
         headline={"L2M default (end)": facts["default"]["final"],
                   "L2M large-gap (start)": facts["large_gap"]["initial"],
                   "L2M large-gap (end)": facts["large_gap"]["final"]})
-    section.save(out / "section.json")
     results = {"shift": shift, "every": every, "samples": samples, "curves": curves,
                "verdict": result, "finding": finding, "facts": facts,
                "retrieval": {k: v.get("retrieval", {}) for k, v in evals.items()}}
-    atomic_write_text(out / "results.json", to_json(results) + "\n")
-    write_report(run_dirs, out / "report", title="Gap during training (Two Effects Fig. 7b)",
-                 sections=[section])
-    print("\n".join("  ".join(row) for row in [table.header, *table.rows]))
-    print(f"[gap-dynamics] verdict: {result}: {finding}")
-    return results
+    return finish(out, "gap-dynamics", results, section, run_dirs,
+                  "Gap during training (Two Effects Fig. 7b)")
 
 
-def parse_shift(text: str) -> float:
-    """``--shift 30``: the norm of the large-gap run's text offset, a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"--shift: expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"--shift must be a finite number > 0, got {text!r}")
-    return value
+parse_shift = number_parser("--shift", float, above=0)
 
 
-def parse_every(text: str) -> int:
-    """``--every N``: analysis interval in steps (0 = steps / 20)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"--every: expected an integer, got {text!r}") from None
-    if value < 0:
-        raise ConfigError(f"--every must be >= 0, got {text!r}")
-    return value
+parse_every = number_parser("--every", int, low=0)
 
 
 register(Experiment(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from clipspace.analysis.plots import plot_by_caption_length
-from clipspace.config import PRESETS, ConfigError
+from clipspace.config import PRESETS
 from clipspace.experiments.common import (
     FULL,
     QUICK,
@@ -18,7 +18,7 @@ from clipspace.experiments.common import (
     evaluate_run,
     mad_recipe,
 )
-from clipspace.experiments.registry import Experiment, Option, register
+from clipspace.experiments.registry import Experiment, Option, int_list_parser, register
 from clipspace.io import atomic_write_text
 from clipspace.report import write_report
 from clipspace.train import train
@@ -65,15 +65,7 @@ def reproduce_imbalance(
     return results
 
 
-def parse_ks(text: str) -> list[int]:
-    """``--ks 1,2,3``: comma-separated attribute counts, each in 0..5."""
-    try:
-        ks = [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        raise ConfigError(f"--ks: expected comma-separated integers, got {text!r}") from None
-    if not ks or any(not 0 <= k <= 5 for k in ks):
-        raise ConfigError(f"--ks: each k must be in 0..5, got {text!r}")
-    return ks
+parse_ks = int_list_parser("--ks", 0, 5)
 
 
 register(Experiment(

@@ -32,13 +32,13 @@ from clipspace.experiments.common import (
     Budget,
     ensure_mad,
     evaluate_run,
+    finish,
     mad_recipe,
 )
-from clipspace.experiments.registry import Experiment, Option, register
-from clipspace.io import atomic_write_text
-from clipspace.report import Section, Table, write_report
+from clipspace.experiments.registry import Experiment, Option, names_parser, register
+from clipspace.report import Section, Table
 from clipspace.train import train
-from clipspace.tree import get_dotted, to_json
+from clipspace.tree import get_dotted
 
 #: row key -> (preset, overrides): the paper's logit in its geometry
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -210,38 +210,17 @@ def reproduce_logits(
         tables=[table], figures=[figure],
         headline={f"{LABELS[r]}, {c}: zero-shot": v[c]["zeroshot.digit.top1"]
                   for r, v in scores.items() for c in v})
-    section.save(out / "section.json")
     results = {"budget": vars(budget), "rows": list(rows), "losses": list(losses),
                "scores": scores, "missing": missing, "verdict": verdict,
                "checks": [{"check": t, "holds": ok} for t, ok in checks],
                "siglip_checks": [{"check": t, "holds": ok} for t, ok in side]}
-    atomic_write_text(out / "results.json", to_json(results) + "\n")
-    if run_dirs:
-        write_report(run_dirs, out / "report", title="EuCLIP: the logit grid",
-                     sections=[section])
-    print("  ".join(table.header))
-    print("\n".join("  ".join(r) for r in table.rows))
-    print(f"[logits] verdict: {verdict} -- {section.finding}")
-    return results
+    return finish(out, "logits", results, section, run_dirs, "EuCLIP: the logit grid")
 
 
-def _parse_list(flag: str, text: str, allowed: Sequence[str]) -> list[str]:
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in names if p not in allowed]
-    if not names or bad:
-        raise ConfigError(f"{flag}: expected a comma-separated subset of {', '.join(allowed)}, "
-                          f"got {text!r}")
-    return list(dict.fromkeys(names))
+parse_rows = names_parser("--rows", tuple(ROWS))
 
 
-def parse_rows(text: str) -> list[str]:
-    """``--rows cosine,euclid-d,euclid-d2,lorentz-d``: a non-empty subset of ``ROWS``."""
-    return _parse_list("--rows", text, tuple(ROWS))
-
-
-def parse_losses(text: str) -> list[str]:
-    """``--losses infonce,siglip``: a non-empty subset of ``LOSSES``."""
-    return _parse_list("--losses", text, LOSSES)
+parse_losses = names_parser("--losses", LOSSES)
 
 
 register(Experiment(

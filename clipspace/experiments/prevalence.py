@@ -23,14 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from clipspace.analysis.plots import plot_grouped_bars
-from clipspace.config import ConfigError
 from clipspace.data.mad_schema import ATTRIBUTE_SLOTS
-from clipspace.experiments.common import FULL, QUICK, ensure_mad, evaluate_run, mad_recipe
-from clipspace.experiments.registry import Experiment, Option, register
-from clipspace.io import atomic_write_text
-from clipspace.report import Section, Table, write_report
+from clipspace.experiments.common import FULL, QUICK, ensure_mad, evaluate_run, finish, mad_recipe
+from clipspace.experiments.registry import Experiment, Option, names_parser, number_parser, register
+from clipspace.report import Section, Table
 from clipspace.train import train
-from clipspace.tree import to_json
 
 MODALITIES = ("image", "text")
 #: quick scale (under 60 s on 2 cores): two slots an 80-step model learns (colour and size;
@@ -100,25 +97,10 @@ def headline(deltas: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     return out
 
 
-def parse_slots(text: str) -> list[str]:
-    """``--slots colour,scale``: comma-separated MAD attribute slots (each once)."""
-    slots = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in slots if s not in ATTRIBUTE_SLOTS]
-    if not slots or bad or len(set(slots)) != len(slots):
-        raise ConfigError(f"--slots: expected distinct slots from {list(ATTRIBUTE_SLOTS)}, "
-                          f"got {text!r}")
-    return slots
+parse_slots = names_parser("--slots", ATTRIBUTE_SLOTS)
 
 
-def parse_attrs(text: str) -> int:
-    """``--attrs k``: attribute words per caption, 1..5 (the named slot is one of them)."""
-    try:
-        k = int(text)
-    except ValueError:
-        raise ConfigError(f"--attrs: expected an integer in 1..5, got {text!r}") from None
-    if not 1 <= k <= len(ATTRIBUTE_SLOTS):
-        raise ConfigError(f"--attrs: must be in 1..5, got {k}")
-    return k
+parse_attrs = number_parser("--attrs", int, 1, len(ATTRIBUTE_SLOTS))
 
 
 def _table(baseline: Mapping[str, Mapping[str, float]], named: Mapping[str, Mapping[str, float]],
@@ -178,16 +160,12 @@ def reproduce_prevalence(
         finding=finding_text(deltas, held, total, budget.steps), verdict=v, tables=[table],
         figures=[str(fig)],
         headline=headline(deltas))
-    sec.save(out / "section.json")
     summary = {"slots": slots, "num_attrs": attrs, "steps": budget.steps, "baseline": baseline,
                "named": named, "delta": deltas, "verdict": v, "held": held, "measurable": total,
                "runs": {k: {"moad": r["moad"], "gap": r["gap"]} for k, r in results.items()}}
-    atomic_write_text(out / "results.json", to_json(summary) + "\n")
-    write_report(run_dirs, out / "report", title="Caption presence and object bias on MAD",
-                 sections=[sec])
-    print("\n".join(["  ".join(table.header)] + ["  ".join(r) for r in table.rows]))
-    print(f"[prevalence] verdict: {v} ({held}/{total} pairs lower)")
-    return summary
+    print(f"[prevalence] {held}/{total} pairs lower")
+    return finish(out, "prevalence", summary, sec, run_dirs,
+                  "Caption presence and object bias on MAD")
 
 
 register(Experiment(

@@ -25,13 +25,10 @@ import torch
 
 from clipspace.analysis import propositions as P
 from clipspace.analysis.hyperbolic_plots import plot_cone_area, plot_spread
-from clipspace.config import ConfigError
-from clipspace.experiments.registry import Experiment, Option, register
-from clipspace.io import atomic_write_text
+from clipspace.experiments.common import finish
+from clipspace.experiments.registry import Experiment, Option, number_parser, register
 from clipspace.report import Section, Table
-from clipspace.report.page import Page
 from clipspace.report.views import poincare
-from clipspace.tree import to_json
 
 #: grids (distances in units of 1 / sqrt(c)); quick: one curvature, fewer cells and samples
 GRIDS: dict[str, dict[str, Any]] = {
@@ -196,17 +193,6 @@ def _figures(out: Path, area: list[dict[str, Any]], seed: int, steps: int) -> li
     return [f1, f2]
 
 
-def sections_page(out: Path, title: str, sections: list[Section]) -> Path:
-    """report.html / report.md of sections alone (an experiment without runs; ``write_report``
-    needs at least one run directory)."""
-    page = Page(title, out)
-    for sec in sections:
-        page.section(sec)
-    atomic_write_text(out / "report.md", page.markdown())
-    atomic_write_text(out / "report.html", page.html())
-    return out / "report.html"
-
-
 def reproduce_propositions(
     out: str | Path = "reproduce-propositions", quick: bool = False, workers: int = 2,
     seed: int = 0, samples: int = 0,
@@ -235,26 +221,14 @@ def reproduce_propositions(
                   "Prop. 2 max |MC - closed| / SE": max(abs(r["z"]) for r in area),
                   "Prop. 2 rate / sqrt(c) (mean)": float(np.mean(
                       [f["rate_over_sqrt_c"] for f in fits]))})
-    sec.save(out / "section.json")
     results = {"grid": grid, "prop1": {"verdict": v1, "rows": spread},
                "prop2": {"verdict": v2, "rows": area, "rates": fits}, "verdict": sec.verdict}
-    atomic_write_text(out / "results.json", to_json(results) + "\n")
-    (out / "report").mkdir(parents=True, exist_ok=True)
-    html = sections_page(out / "report", "ATMG propositions in H^2", [sec])
-    print(f"[propositions] verdict: {sec.verdict}; report: {html} "
-          f"({time.perf_counter() - t0:.1f} s)")
+    finish(out, "propositions", results, sec, [], "ATMG propositions in H^2")
+    print(f"[propositions] {time.perf_counter() - t0:.1f} s")
     return results
 
 
-def parse_samples(text: str) -> int:
-    """``--samples N``: Monte-Carlo samples per cone area, 1000..10,000,000."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise ConfigError(f"--samples: expected an integer, got {text!r}") from None
-    if not 1000 <= n <= 10_000_000:
-        raise ConfigError(f"--samples: must be in 1000..10000000, got {n}")
-    return n
+parse_samples = number_parser("--samples", int, 1000, 10_000_000)
 
 
 register(Experiment(

@@ -2,7 +2,7 @@
 number of captions they keep (EuCLIP, Chou & Alam 2024, Fig. 5), for clip, euclip, meru and atmg
 trained on MAD with the same budget.
 
-For every evaluated test image the walk to [ROOT] (``eval.traversal_batch``: 50 steps; rule
+For every evaluated test image the walk to [ROOT] (``eval.traversal.traverse_batch``: 50 steps; rule
 "mask" = MERU's released script, "keep" = ``eval.traversal.traverse``) retrieves captions from a
 pool: each test caption, its attribute-dropped versions (the digit with any subset of the
 caption's attributes) and the image's MAD chain (``data.chains``: digit, +1, +2, +3 attributes),
@@ -24,25 +24,24 @@ import numpy as np
 import torch
 
 from clipspace.analysis.hyperbolic_plots import plot_kept_histogram
-from clipspace.config import PRESETS, ConfigError
+from clipspace.config import PRESETS
 from clipspace.data.captions import SEP, parse_caption
 from clipspace.eval.consistency import caption_table, image_table
 from clipspace.eval.embed import Embeddings, embed, encode_texts
 from clipspace.eval.suites import chains_of
-from clipspace.eval.traversal_batch import RULES, traverse_batch
+from clipspace.eval.traversal import RULES, traverse_batch
 from clipspace.experiments.common import (
     FULL,
     QUICK,
     ensure_mad,
     evaluate_run,
+    finish,
     load_model_and_data,
     mad_recipe,
 )
-from clipspace.experiments.registry import Experiment, Option, register
-from clipspace.io import atomic_write_text
-from clipspace.report import Section, Table, write_report
+from clipspace.experiments.registry import Experiment, Option, names_parser, register
+from clipspace.report import Section, Table
 from clipspace.train import train
-from clipspace.tree import to_json
 
 PRESET_NAMES: tuple[str, ...] = ("clip", "euclip", "meru", "atmg")
 STEPS = 50  # traversal steps (MERU's default)
@@ -196,25 +195,14 @@ def reproduce_traversal(
         finding=f"Rule {rule!r}, {STEPS} steps. {finding}", verdict=v,
         tables=[stats_table(stats), example_table(paths, emb)], figures=[fig],
         headline={f"{p}: captions kept per image": s["kept_mean"] for p, s in stats.items()})
-    sec.save(out / "section.json")
     results = {"rule": rule, "steps": STEPS, "verdict": v, "stats": stats,
                "examples": {p: ps[:EXAMPLES] for p, ps in paths.items()}}
-    atomic_write_text(out / "results.json", to_json(results) + "\n")
-    html, _ = write_report(run_dirs, out / "report", title="Image traversals on MAD",
-                           sections=[sec])
-    print(stats_table(stats).rows)
-    print(f"[traversal] verdict: {v}; report: {html} ({time.perf_counter() - t0:.0f} s)")
+    finish(out, "traversal", results, sec, run_dirs, "Image traversals on MAD")
+    print(f"[traversal] {time.perf_counter() - t0:.0f} s")
     return results
 
 
-def parse_presets(text: str) -> list[str]:
-    """``--presets clip,meru``: comma-separated presets of ``config.PRESETS``."""
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [p for p in names if p not in PRESETS]
-    if not names or unknown:
-        raise ConfigError(f"--presets: unknown {unknown or text!r}; allowed: "
-                          f"{', '.join(PRESETS)}")
-    return names
+parse_presets = names_parser("--presets", tuple(PRESETS))
 
 
 register(Experiment(

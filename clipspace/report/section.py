@@ -33,6 +33,13 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
 
+    def text(self) -> str:
+        """The table as right-aligned plain-text columns (for the terminal)."""
+        rows = [self.header, *self.rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.header))]
+        return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))
+                         for r in rows)
+
 
 @dataclass
 class Section:

@@ -52,7 +52,8 @@ def _say(progress: bool, what: str) -> None:
 
 def _headline(page: Page, runs: Sequence[RunSummary], sections: Sequence[Section]) -> None:
     page.heading("Headline", "headline")
-    page.table(headline_table(runs), "headline-runs")
+    if runs:
+        page.table(headline_table(runs), "headline-runs")
     if any(s.headline for s in sections):
         page.table(section_headline_table(sections), "headline-sections")
 
@@ -107,10 +108,11 @@ def write_report(
     progress: bool = False,
 ) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` (+ ``figures/``) into
-    ``out_dir`` in the order of the module docstring; returns their paths. ``progress``:
-    name each step on stderr as it starts."""
-    if not run_dirs:
-        raise ClipspaceError("report needs at least one run directory")
+    ``out_dir`` in the order of the module docstring; returns their paths. Without runs (an
+    experiment that trains nothing) the page holds the headline and the sections alone.
+    ``progress``: name each step on stderr as it starts."""
+    if not run_dirs and not sections:
+        raise ClipspaceError("report needs at least one run directory or section")
     _say(progress, f"reading {len(run_dirs)} run(s)")
     runs = [RunSummary(d) for d in run_dirs]
     unique_names(runs)
@@ -120,7 +122,18 @@ def write_report(
     _headline(page, runs, sections)
     for sec in sections:
         page.section(sec)
-    _side_by_side(page, runs, extra_figures, progress)
+    if runs:
+        _run_parts(page, runs, extra_figures, progress)
+    html_path, md_path = out / "report.html", out / "report.md"
+    atomic_write_text(html_path, page.html())
+    atomic_write_text(md_path, page.markdown())
+    return html_path, md_path
+
+
+def _run_parts(page: Page, runs: Sequence[RunSummary], extra: Sequence[Path],
+               progress: bool) -> None:
+    """Parts 3-7 of the page: everything that is read from the runs."""
+    _side_by_side(page, runs, extra, progress)
     _say(progress, "MAD samples")
     _mad_grid(page, runs)
     _say(progress, "2-D views of the embeddings")
@@ -129,10 +142,6 @@ def write_report(
     page.table(config_table(runs), "config-table")
     page.heading("All metrics", "metrics")
     page.table(metric_table(runs), "metric-table")
-    html_path, md_path = out / "report.html", out / "report.md"
-    atomic_write_text(html_path, page.html())
-    atomic_write_text(md_path, page.markdown())
-    return html_path, md_path
 
 
 __all__ = ["SHARED_FIGURES", "write_report"]

@@ -121,14 +121,14 @@ def test_finding_names_every_number() -> None:
         assert part in text
 
 
-@pytest.mark.parametrize("text", ["", "size", "colour,colour", "colour,,x"])
+@pytest.mark.parametrize("text", ["", "size", "colour,,x", "colour,shape"])
 def test_parse_slots_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match="--slots"):
         parse_slots(text)
 
 
 def test_parse_slots_and_attrs() -> None:
-    assert parse_slots("colour, scale") == ["colour", "scale"]
+    assert parse_slots("colour, scale,colour") == ["colour", "scale"]
     assert parse_attrs("3") == 3
     for bad in ("0", "6", "x"):
         with pytest.raises(ConfigError, match="--attrs"):

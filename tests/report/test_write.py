@@ -9,7 +9,7 @@ import re
 import pytest
 
 from clipspace.errors import ClipspaceError
-from clipspace.report import Section, write_report
+from clipspace.report import Section, Table, write_report
 from tests.helpers.report import experiment_dir, report_run, tiny_png
 
 ORDER = ["headline", "section-toy-experiment", "side-by-side", "fig-training-curves",
@@ -69,8 +69,21 @@ def test_extra_and_section_figures_embedded(tmp_path):
             Section("S", "P", "c", "f", "agrees", figures=[str(tmp_path / "missing.png")])])
 
 
+def test_sections_alone_give_headline_and_sections_only(tmp_path):
+    _, sec = experiment_dir(tmp_path / "exp")
+    html_path, md_path = write_report([], tmp_path / "rep", title="T", sections=[sec])
+    ids = _ids(html_path.read_text())
+    assert ids[:2] == ["headline", "section-toy-experiment"]
+    assert not {"side-by-side", "config", "metrics"} & set(ids)
+    assert "x grew from 1 to 2" in md_path.read_text()
+
+
+def test_table_text_right_aligns_columns():
+    assert Table(["a", "bb"], [["100", "1"]]).text() == "  a  bb\n100   1"
+
+
 def test_bad_input(tmp_path):
-    with pytest.raises(ClipspaceError, match="at least one run"):
+    with pytest.raises(ClipspaceError, match="at least one run directory or section"):
         write_report([], tmp_path / "r")
     with pytest.raises(ClipspaceError, match="run directory not found"):
         write_report([tmp_path / "nope"], tmp_path / "r")
