@@ -39,8 +39,9 @@ class Job:
     ``batches(epoch, skip)``: the batches of ``epoch`` from batch ``skip`` on (a pure function
     of the seed and the epoch, so a resumed run sees the same data). ``step(batch)``: forward +
     backward of one batch, returns the loss dict ("loss", "loss/<term>", scalars).
-    ``end_epoch()`` runs after each complete epoch and once at the end. ``empty_error``: the
-    message of the DataError raised when an epoch yields no batch."""
+    ``end_epoch()`` runs after each complete epoch and once at the end. ``before_step()`` runs
+    before each step, once its batch is loaded (its time is not counted in samples_per_s).
+    ``empty_error``: the message of the DataError raised when an epoch yields no batch."""
 
     name: str
     batches: Callable[[int, int], Iterable[Any]]
@@ -48,6 +49,7 @@ class Job:
     samples_per_step: int
     empty_error: str
     end_epoch: Callable[[], None] = field(default=lambda: None)
+    before_step: Callable[[], None] = field(default=lambda: None)
 
 
 def scalars(out: dict[str, Any]) -> dict[str, float]:
@@ -106,6 +108,9 @@ class Engine:
         got_batch = state.consumed > 0  # a resumed epoch may have no batch left
         for batch in job.batches(state.epoch, state.consumed):
             got_batch = True
+            paused = time.perf_counter()
+            job.before_step()
+            self._last += time.perf_counter() - paused
             metrics = scalars(job.step(batch))
             metrics = mean_scalars(metrics, self.info)
             metrics.update(optimizer_step(state, self.cfg, self.info))
@@ -144,6 +149,7 @@ class Engine:
             self.logger.log(self.state.step, hook(self.state.model, self.state.step,
                                                   self.run_dir) or {})
         self.logger.flush()
+        self._last = time.perf_counter()  # samples_per_s counts training steps only
 
     def save(self) -> None:
         """Checkpoint ``step_<N>`` of the current state (every rank's RNG, written by rank 0)."""
@@ -154,6 +160,7 @@ class Engine:
             ckpt.save_checkpoint(self.run_dir, self.state.step, self.state.model, payload,
                                  keep_last=self.cfg.run.keep_last)
         barrier(self.info)
+        self._last = time.perf_counter()  # samples_per_s counts training steps only
 
 
 def gather_rng(rng: dict[str, Any], info: DistInfo) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,20 +148,19 @@ def logged_steps(run_dir: Path, key: str = "dyn/l2m") -> set[int]:
 
 def with_analysis(job: Job, hook: AnalysisHook, state: TrainState, logger: MetricsLogger,
                   run_dir: Path) -> Job:
-    """``job`` whose batches first log the hook's metrics at ``state.step`` when due: the
-    engine asks for a batch after finishing a step, so this is the model after ``state.step``
-    steps (step 0: before training). The engine's end-of-run hooks log the last step."""
+    """``job`` that logs the hook's metrics at ``state.step`` before each step when due: the
+    model after ``state.step`` steps (step 0: before training); the time is not counted in
+    samples_per_s. The engine's end-of-run hooks log the last step."""
     if state.step > 0:
         hook.logged |= logged_steps(run_dir)
 
-    def batches(epoch: int, skip: int) -> Iterable[Any]:
-        for batch in job.batches(epoch, skip):
-            metrics = hook(state.model, state.step, run_dir)
-            if metrics:
-                logger.log(state.step, metrics)
-            yield batch
+    def before_step() -> None:
+        job.before_step()
+        metrics = hook(state.model, state.step, run_dir)
+        if metrics:
+            logger.log(state.step, metrics)
 
-    return dataclasses.replace(job, batches=batches)
+    return dataclasses.replace(job, before_step=before_step)
 
 
 __all__ = ["AnalysisHook", "EvalHook", "ValLossHook", "analysis_pairs", "logged_steps",

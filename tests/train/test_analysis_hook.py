@@ -115,3 +115,28 @@ def test_resume_does_not_log_a_step_twice(tiny_mad: Path, tmp_path: Path) -> Non
         train(cfg, hooks=[_crash_at(5)])  # last checkpoint: step 4, analysed before the crash
     run = train(cfg, resume="latest", hooks=[_crash_at(-1)])
     assert sorted(dyn_rows(run)) == [0, 2, 4, 6]  # dyn_rows fails on a step logged twice
+
+
+def test_analysis_time_is_not_counted_in_samples_per_s(tiny_mad: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock: every reading advances 1 ms; each analysis pass advances it 1000 s. The
+    steps right after an analysis must still show the step's own rate, not batch / 1000 s."""
+    clock = [0.0]
+
+    def now() -> float:
+        clock[0] += 1e-3
+        return clock[0]
+
+    measure = AnalysisHook.measure
+
+    def slow_measure(self, model):
+        clock[0] += 1000.0
+        return measure(self, model)
+
+    monkeypatch.setattr("clipspace.train.engine.time.perf_counter", now)
+    monkeypatch.setattr(AnalysisHook, "measure", slow_measure)
+    cfg = tiny_config("clip", tiny_mad, tmp_path, **{"optim.steps": 4, "run.analysis_every": 2,
+                                                     "run.analysis_samples": 20})
+    rows = [r for r in read_metrics(train(cfg)) if "samples_per_s" in r]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and clock[0] > 2000
+    assert min(r["samples_per_s"] for r in rows) > cfg.data.batch_size  # < 1 s per step
