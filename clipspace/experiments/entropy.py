@@ -41,6 +41,7 @@ from clipspace.experiments.common import (
     QUICK,
     dynamics_of,
     ensure_mad,
+    evaluate_run,
     finish,
     load_model_and_data,
     mad_recipe,
@@ -190,6 +191,9 @@ def reproduce_entropy(
         "data.num_attrs": FULL_ATTRS, "data.redraw_per_epoch": False,
         "run.name": f"clip-k{FULL_ATTRS}"})))
     runs = {t: _finetune(base_dir, t, ctx) for t in TEMPERATURES}
+    for run_dir in (base_dir, *runs.values()):  # eval.json: the report's per-run rows
+        evaluate_run(run_dir, f"mad:{mad}", max_samples=budget.eval_samples, progress=False,
+                     analyse=False)
     pretrained = {**split_stats(base_dir, mad, FULL_ATTRS, n_eval),
                   "train_loss": last_train_loss(base_dir)}
     start = split_stats(base_dir, mad, k, n_eval)

@@ -40,6 +40,11 @@ def _results(out: Path) -> dict:
 def test_quick_run_writes_every_output(quick_run: Path) -> None:
     for name in ("results.json", "section.json", "entropy_curves.png", "report/report.html"):
         assert (quick_run / name).stat().st_size > 0, name
+    for name in ("clip-k5", *RUNS.values()):  # every run has its headline row in the report
+        ev = json.loads((quick_run / "runs" / name / "eval.json").read_text())
+        assert 0 <= ev["zeroshot"]["digit"]["top1"] <= 1
+        head = (quick_run / "report" / "report.html").read_text()
+        assert f"<td>{name}</td><td>" in head
 
 
 def test_finetunes_start_from_the_pretrained_weights(quick_run: Path) -> None:
