@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from clipspace.eval import evaluate
-from clipspace.experiments.common import comparison_table, evaluate_run
+from clipspace.experiments.common import comparison_table, ensure_mad, evaluate_run
 from clipspace.models import load_model_and_tokenizer
 from tests.helpers.runs import tiny_run
 
@@ -39,3 +39,13 @@ def test_evaluate_run_matches_evaluate_on_a_random_subset(tmp_path: Path, tiny_m
         assert got[key] == ref[key], key
     assert got["root"] == "empty" and res["hierarchy"]["root"] == "default"
     assert json.loads((run / "eval.json").read_text())["n"] == 50
+
+
+def test_ensure_mad_reuses_a_complete_dataset_of_that_size(tmp_path: Path) -> None:
+    root = ensure_mad(tmp_path / "mad", digits=3, workers=1, seed=0, progress=False)
+    manifest = (root / "manifest.json").read_bytes()
+    stamp = (root / "manifest.json").stat().st_mtime_ns
+    assert ensure_mad(root, digits=3, workers=1, seed=0, progress=False) == root
+    assert (root / "manifest.json").stat().st_mtime_ns == stamp  # not regenerated
+    ensure_mad(root, digits=4, workers=1, seed=0, progress=False)  # another size: regenerated
+    assert (root / "manifest.json").read_bytes() != manifest
