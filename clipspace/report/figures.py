@@ -44,6 +44,22 @@ def _grid(n: int, cols: int, w: float, h: float, **kw) -> tuple[Figure, list]:
     return fig, axes[:n]
 
 
+def _line_panels(panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]],
+                 names: Sequence[str], xlabel: str, marker: str | None = None) -> Figure:
+    """One panel per quantity (``panels``: key -> run name -> (x, y)), one line per run, a run's
+    colour fixed by its place in ``names``."""
+    fig, axes = _grid(len(panels), 3, 4.0, 2.8, sharex=True)
+    for ax, (key, lines) in zip(axes, panels.items()):
+        for i, name in enumerate(names):
+            if name in lines:
+                ax.plot(*lines[name], label=name, lw=1.2, color=_colour(i), marker=marker, ms=2)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7)
+    return fig
+
+
 def curves_figure(runs: Sequence[RunSummary]) -> Figure | None:
     """Every logged loss term and scalar against step: one panel per key, one line per run."""
     keys: list[str] = []
@@ -53,17 +69,9 @@ def curves_figure(runs: Sequence[RunSummary]) -> Figure | None:
                      and (k.startswith("loss") or k in CURVE_SCALARS)]
     if not keys:
         return None
-    fig, axes = _grid(len(keys), 3, 4.0, 2.8, sharex=True)
-    for ax, key in zip(axes, keys):
-        for i, run in enumerate(runs):
-            pts = [(r["step"], r[key]) for r in run.metrics if key in r and "step" in r]
-            if pts:
-                ax.plot(*zip(*pts), label=run.name, lw=1.2, color=_colour(i))
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
-    return fig
+    panels = {key: {run.name: tuple(zip(*pts)) for run in runs if (pts := [
+        (r["step"], r[key]) for r in run.metrics if key in r and "step" in r])} for key in keys}
+    return _line_panels(panels, [r.name for r in runs], "step")
 
 
 def root_distance_figure(runs: Sequence[RunSummary]) -> Figure | None:
@@ -105,17 +113,9 @@ def ablation_figure(runs: Sequence[RunSummary]) -> Figure | None:
         keys += [k for k in c if k not in keys]
     if not keys:
         return None
-    fig, axes = _grid(len(keys), 3, 4.0, 2.8, sharex=True)
-    for ax, key in zip(axes, keys):
-        for i, run in enumerate(runs):
-            if key in curves[run.name]:
-                ax.plot(run.nested["ablation"]["k"], curves[run.name][key], marker="o", ms=2,
-                        label=run.name, color=_colour(i))
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("dimensions dropped (k)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
-    return fig
+    panels = {key: {r.name: (r.nested["ablation"]["k"], curves[r.name][key]) for r in runs
+                    if key in curves[r.name]} for key in keys}
+    return _line_panels(panels, [r.name for r in runs], "dimensions dropped (k)", marker="o")
 
 
 def mean_difference_figure(runs: Sequence[RunSummary]) -> Figure | None:
