@@ -3,7 +3,8 @@ the appendix's mean-difference ranking).
 
 On L2-normalised embeddings:
 
-- per-dimension means m_img[d] = mean_i img_i[d], m_txt[d] = mean_i txt_i[d] (Fig. 4a);
+- per-dimension means m_img[d] = mean_i img_i[d], m_txt[d] = mean_i txt_i[d] (Fig. 4a plots
+  their difference, sorted);
 - the paper's pair of dimensions (Fig. 4b): argmax_d m_img[d] and argmax_d m_txt[d] (the
   largest mean of each modality; the next largest text dimension when both are the same);
 - how well a few dimensions alone separate the modalities: a nearest-mean rule on those

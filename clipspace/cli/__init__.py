@@ -18,6 +18,7 @@ from clipspace.cli.embed import add_embed
 from clipspace.cli.eval import add_eval
 from clipspace.cli.experiments import add_demo, add_reproduce
 from clipspace.cli.finetune import add_finetune
+from clipspace.cli.plan import add_plan
 from clipspace.cli.report import add_report
 from clipspace.cli.train import add_train
 from clipspace.errors import ClipspaceError
@@ -28,6 +29,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "data": add_data,
     "tokenizer": add_tokenizer,
     "train": add_train,
+    "plan": add_plan,
     "finetune": add_finetune,
     "embed": add_embed,
     "eval": add_eval,

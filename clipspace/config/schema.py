@@ -49,6 +49,9 @@ class LossConfig:
     centroid_q: float = 0.5
     local_loss: bool = False
     gather_with_grad: bool = True
+    # contrastive term in row chunks of this many rows, never forming the B x N logits (same
+    # value and gradients; memory O(chunk_size x N)); 0 = unchunked
+    chunk_size: int = 0
 
 
 @dataclass
@@ -93,6 +96,9 @@ class ModelConfig:
     # norm of a fixed random offset added to every text feature at initialisation (a bias of the
     # text projection, trainable): starts training with a large modality gap (Two Effects Fig. 7b)
     init_text_shift: float = 0.0
+    # recompute each transformer block in the backward pass instead of storing its activations
+    # (open_clip's --grad-checkpointing; training mode only; convnet towers ignore it)
+    grad_checkpointing: bool = False
 
 
 @dataclass

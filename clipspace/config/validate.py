@@ -108,6 +108,7 @@ RANGES: dict[str, Range] = {
     "loss.centroid_weight": NON_NEGATIVE,
     "loss.centroid_p": NON_NEGATIVE,
     "loss.centroid_q": NON_NEGATIVE,
+    "loss.chunk_size": NON_NEGATIVE,  # 0 = unchunked
     "model.embed_dim": AT_LEAST_ONE,
     **{f"model.{tower}.{key}": AT_LEAST_ONE for tower in ("image", "text")
        for key in ("width", "heads")},

@@ -48,10 +48,10 @@ PRESET_CHOICES: tuple[str, ...] = ("clip", "euclip", "meru")
 QUICK_BUDGET = replace(QUICK, digits=100, steps=60, batch_size=64, eval_samples=300, warmup=5)
 FULL_BUDGET = FULL
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-CLAIM = ("Distance to [ROOT] (Fig. 2 and 4): texts lie nearer the root than images, and the "
-         "entailment loss pushes the two distributions apart (texts towards the root, images "
-         "out) in EuCLIP and MERU; CLIP's sphere has no origin, so its root is the normalised "
-         "mean of all embeddings and it cannot use the loss.")
+CLAIM = ("Distance to [ROOT] (Fig. 2 and 4): texts lie nearer the root than images; with the "
+         "entailment loss, texts move towards the root and images away in EuCLIP and MERU. CLIP "
+         "has no origin: its root is the mean of the normalised embeddings, and it takes no "
+         "entailment loss.")
 
 
 @dataclass(frozen=True)

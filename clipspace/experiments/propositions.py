@@ -41,10 +41,11 @@ GRIDS: dict[str, dict[str, Any]] = {
 }
 MAX_Z = 4.0  # |Monte Carlo - closed form| / standard error allowed for Prop. 2
 RATE_TOL = 0.05  # Monte-Carlo allowance on the fitted rate / sqrt(c)
-CLAIM = ("Prop. 1: points at equal distance from a text embedding x that spread to maximise "
-         "their pairwise distances (what a distance-based contrastive loss asks of the images "
-         "of one caption) leave x's entailment cone. Prop. 2: the volume available inside "
-         "the cone shrinks exponentially as the largest distance shrinks.")
+CLAIM = ("Prop. 1 (H^2): points at equal distance from a text embedding x, placed to maximise "
+         "their summed pairwise distances (what a distance-based contrastive loss asks of the "
+         "images of one caption), have at least one point outside x's entailment cone. Prop. 2: "
+         "the area available inside the cone shrinks exponentially as the largest distance "
+         "shrinks.")
 
 
 def spread_rows(grid: dict[str, Any], seed: int) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ Every loss takes a geometry module (clipspace.geometry.get_geometry) and knows n
 """
 
 from clipspace.losses.atmg import angle_logits, angle_loss, centroid_loss
+from clipspace.losses.chunked import chunked_cross_entropy, chunked_infonce, chunked_siglip
 from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels
 from clipspace.losses.entailment import entailment_loss
@@ -25,6 +26,9 @@ __all__ = [
     "centroid_loss",
     "chain_angles",
     "check_terms",
+    "chunked_cross_entropy",
+    "chunked_infonce",
+    "chunked_siglip",
     "entailment_cone_finetune_loss",
     "entailment_loss",
     "gather_features",

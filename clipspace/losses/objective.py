@@ -5,6 +5,7 @@ Behaviour follows the arguments only (logit kind, loss kind, weights), never a p
 
 from __future__ import annotations
 
+from functools import partial
 from types import ModuleType
 
 import torch
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 from clipspace.geometry import euclidean, geometry_fn, get_geometry, lorentz, sphere
 from clipspace.geometry.scalars import LogitScale
 from clipspace.losses.atmg import angle_logits, centroid_loss
+from clipspace.losses.chunked import chunked_infonce, chunked_siglip
 from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels, world_info
 from clipspace.losses.entailment import entailment_loss
@@ -53,6 +55,10 @@ class Objective(nn.Module):
     gradient convention); with ``local_loss`` the local rows are scored against all gathered
     columns with labels offset by rank. Entailment and centroid terms use the local batch.
     ``contrastive="angle"`` is the ATMG angle loss (logit kind ignored).
+
+    ``chunk_size`` > 0 computes the contrastive term in row chunks of that many rows
+    (``losses.chunked``): the same value and gradients without ever forming the B x N logits,
+    for every logit kind and the angle logits, on the local or the gathered rows alike.
     """
 
     def __init__(
@@ -71,8 +77,12 @@ class Objective(nn.Module):
         centroid_q: float = 0.5,
         local_loss: bool = False,
         gather_with_grad: bool = True,
+        chunk_size: int = 0,
     ) -> None:
         super().__init__()
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 0:
+            raise ValueError(f"loss.chunk_size must be an int >= 0 (0 = unchunked), "
+                             f"got {chunk_size!r}")
         if logit not in LOGIT_KINDS:
             raise ValueError(f"unknown logit kind {logit!r}; allowed: {', '.join(LOGIT_KINDS)}")
         self.geometry = get_geometry(geometry)
@@ -90,6 +100,7 @@ class Objective(nn.Module):
         self.centroid_q = float(centroid_q)
         self.local_loss = bool(local_loss)
         self.gather_with_grad = bool(gather_with_grad)
+        self.chunk_size = chunk_size
 
     def extra_repr(self) -> str:
         return (
@@ -179,6 +190,9 @@ class Objective(nn.Module):
         rows_img, rows_txt = (img, txt) if local else (all_img, all_txt)
         labels = rank_labels(img.shape[0], local, device=img.device)
         geo = self.geometry
+        if self.chunk_size > 0:
+            return self._chunked_contrastive(rows_img, rows_txt, all_img, all_txt, labels,
+                                             local, curv, s)
         if self.contrastive == "angle":  # ATMG: +ext at the image, -ext at the text
             li, lt = angle_logits(rows_img, rows_txt, geo, curv, all_img, all_txt)
             return infonce(s * li, labels, s * lt)
@@ -188,6 +202,27 @@ class Objective(nn.Module):
             return siglip(li, self.siglip_bias, labels)
         lt = s * pairwise_logits(self.logit, rows_txt, all_img, geo, curv) if local else None
         return infonce(li, labels, lt)
+
+    def _chunked_contrastive(
+        self, rows_img: Tensor, rows_txt: Tensor, all_img: Tensor, all_txt: Tensor,
+        labels: Tensor, local: bool, curv: float | Tensor, s: Tensor,
+    ) -> Tensor:
+        """``_contrastive_loss`` in row chunks of ``chunk_size``: the same logits (s M, or the
+        angle logits +-s ext) as functions of (rows, columns); rows are the local features
+        under distributed local loss, else the gathered ones, columns always the gathered."""
+        geo, chunk, params = self.geometry, self.chunk_size, (s, curv)
+        if self.contrastive == "angle":
+            return chunked_infonce(partial(_angle_logits, geo, 1.0), rows_img, all_txt, chunk,
+                                   labels, params, logit_fn_t=partial(_angle_logits, geo, -1.0),
+                                   txt_rows=rows_txt, img_cols=all_img)
+        fn = partial(_scaled_logits, self.logit, geo)
+        if self.contrastive == "siglip":
+            assert self.siglip_bias is not None
+            return chunked_siglip(fn, rows_img, all_txt, self.siglip_bias, chunk, labels, params)
+        if not local:  # square: logits_per_text = L^T
+            return chunked_infonce(fn, all_img, all_txt, chunk, labels, params)
+        return chunked_infonce(fn, rows_img, all_txt, chunk, labels, params,
+                               txt_rows=rows_txt, img_cols=all_img)
 
     @geometry_fn
     def forward(self, img: Tensor, txt: Tensor, curv: float | Tensor = 1.0) -> dict[str, Tensor]:
@@ -212,3 +247,16 @@ class Objective(nn.Module):
         out["loss"] = total
         out["logit_scale"] = s.detach().float()
         return out
+
+
+def _scaled_logits(kind: str, geometry: ModuleType, rows: Tensor, cols: Tensor, s: Tensor,
+                   curv: float | Tensor) -> Tensor:
+    """s M(rows, cols): the scaled logits of a logit kind (a chunked loss's ``logit_fn``)."""
+    return s * pairwise_logits(kind, rows, cols, geometry, curv)
+
+
+def _angle_logits(geometry: ModuleType, sign: float, rows: Tensor, cols: Tensor, s: Tensor,
+                  curv: float | Tensor) -> Tensor:
+    """sign s ext(rows_i, cols_j): ATMG's image->text (+1) or text->image (-1) logits, as in
+    ``atmg.angle_logits`` (a chunked loss's ``logit_fn``)."""
+    return sign * s * geometry.pairwise_ext_angle(rows, cols, curv)

@@ -91,6 +91,17 @@ class ClipModel(nn.Module):
         self.text_map = PointMap(self.geometry, mc.embed_dim, g.embed_scale, g.learn_alpha)
         # LossConfig's fields are Objective's keyword arguments, one to one
         self.objective = Objective(self.geometry, **dataclasses.asdict(lc))
+        if mc.grad_checkpointing:
+            self.set_grad_checkpointing(True)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing per transformer block in both towers (``model.
+        grad_checkpointing``; open_clip's ``--grad-checkpointing``), active in training mode
+        only. Towers without transformer blocks (convnet, transformers' towers) are unchanged."""
+        for tower in (self.visual, self.text):
+            setter = getattr(tower, "set_grad_checkpointing", None)
+            if callable(setter):
+                setter(enable)
 
     # --- encoders ------------------------------------------------------------------------------
 

@@ -63,6 +63,10 @@ class TextTransformer(nn.Module):
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.pos_embed, std=0.01)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing per transformer block (``vit.Transformer``)."""
+        self.transformer.set_grad_checkpointing(enable)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.dim() != 2:
             raise ValueError(f"text tokens must be (B, L), got shape {tuple(tokens.shape)}")

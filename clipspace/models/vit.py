@@ -10,6 +10,13 @@ needs, in its last block, the keys and values of every token but the query, atte
 residual and MLP of that token only. ``Transformer.forward(x, pool_index)`` computes exactly that,
 which removes about 80% of the last block's work (about 20% of a 4-block tower) and gives the
 same numbers as running the full block and then selecting the token.
+
+Activation checkpointing (``model.grad_checkpointing``, open_clip's ``--grad-checkpointing``):
+with ``Transformer.grad_checkpointing`` on, in training mode and with gradients enabled, each
+block runs under ``torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)``: only the
+block inputs are kept and each block is recomputed in the backward pass, so activation memory
+is the depth block inputs (B x N x width each) plus one block's activations, instead of every
+block's. Values and gradients are unchanged (the recomputation runs the same operations).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from clipspace.config import ConfigError
 
@@ -92,7 +100,10 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """A stack of ``depth`` pre-LN blocks on (B, N, width) tokens."""
+    """A stack of ``depth`` pre-LN blocks on (B, N, width) tokens.
+
+    ``grad_checkpointing`` (default off; ``set_grad_checkpointing``): see the module docstring.
+    """
 
     def __init__(
         self, width: int, depth: int, heads: int, mlp_ratio: float = 4.0, causal: bool = False
@@ -102,7 +113,22 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(
             Block(width, heads, mlp_ratio, causal=causal) for _ in range(depth)
         )
+        self.grad_checkpointing = False
         self.reset_parameters()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass (training mode, gradients on) instead of
+        storing its activations."""
+        self.grad_checkpointing = bool(enable)
+
+    def _checkpointing(self) -> bool:
+        """Checkpoint now: flag on, training mode and autograd recording."""
+        return self.grad_checkpointing and self.training and torch.is_grad_enabled()
+
+    def _block(self, blk: Block, x: torch.Tensor) -> torch.Tensor:
+        if self._checkpointing():
+            return checkpoint(blk, x, use_reentrant=False)
+        return blk(x)
 
     def reset_parameters(self) -> None:
         """open_clip init: attn/fc1 std w^-1/2 (fc1 (2w)^-1/2), output projections / sqrt(2L)."""
@@ -123,13 +149,16 @@ class Transformer(nn.Module):
         block's output at token ``pool_index[b]`` of each row (see the module docstring)."""
         if pool_index is None:
             for blk in self.blocks:
-                x = blk(x)
+                x = self._block(blk, x)
             return x
         for blk in self.blocks[:-1]:
-            x = blk(x)
+            x = self._block(blk, x)
         if not self.blocks:  # depth 0: the input tokens themselves
             return x[torch.arange(x.shape[0], device=x.device), pool_index]
-        return self.blocks[-1].forward_one(x, pool_index)
+        last = self.blocks[-1]
+        if self._checkpointing():
+            return checkpoint(last.forward_one, x, pool_index, use_reentrant=False)
+        return last.forward_one(x, pool_index)
 
 
 def sincos_2d(width: int, grid: int) -> torch.Tensor:
@@ -201,6 +230,10 @@ class VisionTransformer(nn.Module):
         self.ln_pre = nn.LayerNorm(width)
         self.transformer = Transformer(width, depth, heads, mlp_ratio)
         self.ln_post = nn.LayerNorm(width) if final_ln else nn.Identity()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing per transformer block (``Transformer``)."""
+        self.transformer.set_grad_checkpointing(enable)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(images).flatten(2).transpose(1, 2)  # (B, N, width)
