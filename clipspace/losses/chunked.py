@@ -35,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
 from clipspace.geometry import geometry_fn
@@ -53,6 +54,14 @@ def _spans(n: int, chunk: int) -> Iterator[tuple[int, int]]:
     """[start, stop) row ranges of at most ``chunk`` rows covering 0..n."""
     for start in range(0, n, chunk):
         yield start, min(start + chunk, n)
+
+
+def _params(params: Sequence[Param], like: Tensor) -> tuple[Param, ...]:
+    """Floating tensor params in the working dtype of the points (as ``geometry_fn`` casts its
+    own arguments): one cast node per param, so the chunks' gradients are summed in that dtype
+    before they reach the param."""
+    return tuple(p.to(like.dtype) if isinstance(p, Tensor) and p.is_floating_point() else p
+                 for p in params)
 
 
 def _labels(labels: Tensor | None, n: int, like: Tensor) -> Tensor:
@@ -101,6 +110,7 @@ class _SymmetricInfoNCE(torch.autograd.Function):
         return (row_lse.sum() + col_lse.sum() - pos) / (2 * b)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         labels, img, txt, row_lse, col_lse, *tensors = ctx.saved_tensors
         it = iter(tensors)
@@ -202,7 +212,7 @@ def chunked_cross_entropy(
     in row chunks of ``chunk`` rows (each checkpointed); ``labels`` default arange(B)."""
     _check_chunk(chunk)
     y = _labels(labels, rows.shape[0], rows)
-    return _row_sum(_ce_rows, logit_fn, rows, cols, y, chunk, tuple(params)) / rows.shape[0]
+    return _row_sum(_ce_rows, logit_fn, rows, cols, y, chunk, _params(params, rows)) / rows.shape[0]
 
 
 @geometry_fn
@@ -227,7 +237,7 @@ def chunked_infonce(
     against gathered columns); then both terms are chunked row sums.
     """
     _check_chunk(chunk)
-    params = tuple(params)
+    params = _params(params, img)
     y = _labels(labels, img.shape[0], img)
     if logit_fn_t is None and txt_rows is None and img_cols is None:
         if img.shape[0] != txt.shape[0]:
@@ -259,7 +269,7 @@ def chunked_siglip(
     (sum_ij softplus(z_ij) - sum_i z_{i, y_i}) / B,  z = L + bias, by row chunks."""
     _check_chunk(chunk)
     y = _labels(labels, img.shape[0], img)
-    extra = (bias, *tuple(params))
+    extra = _params((bias, *params), img)
     return _row_sum(_siglip_rows, logit_fn, img, txt, y, chunk, extra) / img.shape[0]
 
 

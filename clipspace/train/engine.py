@@ -41,7 +41,9 @@ class Job:
     backward of one batch, returns the loss dict ("loss", "loss/<term>", scalars).
     ``end_epoch()`` runs after each complete epoch and once at the end. ``before_step()`` runs
     before each step, once its batch is loaded (its time is not counted in samples_per_s).
-    ``empty_error``: the message of the DataError raised when an epoch yields no batch."""
+    ``empty_error``: the message of the DataError raised when an epoch yields no batch.
+    ``reduces_gradients``: the step's backward already averages the gradients over ranks
+    (DistributedDataParallel); otherwise the engine does (one flat all-reduce)."""
 
     name: str
     batches: Callable[[int, int], Iterable[Any]]
@@ -50,6 +52,7 @@ class Job:
     empty_error: str
     end_epoch: Callable[[], None] = field(default=lambda: None)
     before_step: Callable[[], None] = field(default=lambda: None)
+    reduces_gradients: bool = False
 
 
 def scalars(out: dict[str, Any]) -> dict[str, float]:
@@ -63,10 +66,13 @@ def scalars(out: dict[str, Any]) -> dict[str, float]:
     return res
 
 
-def optimizer_step(state: TrainState, cfg: Config, info: DistInfo) -> dict[str, float]:
-    """Average the gradients over ranks, clip, set the lr, step, zero the gradients."""
+def optimizer_step(state: TrainState, cfg: Config, info: DistInfo,
+                   reduced: bool = False) -> dict[str, float]:
+    """Average the gradients over ranks (unless ``reduced`` already), clip, set the lr, step,
+    zero the gradients."""
     params = state.trainable()
-    average_gradients(params, info)
+    if not reduced:
+        average_gradients(params, info)
     grad_norm = clip_gradients(params, cfg.optim.grad_clip)
     lr = state.schedule.apply()
     state.optimizer.step()
@@ -113,7 +119,7 @@ class Engine:
             self._last += time.perf_counter() - paused
             metrics = scalars(job.step(batch))
             metrics = mean_scalars(metrics, self.info)
-            metrics.update(optimizer_step(state, self.cfg, self.info))
+            metrics.update(optimizer_step(state, self.cfg, self.info, job.reduces_gradients))
             self._after_step(metrics, job.samples_per_step)
             if state.step >= self.cfg.optim.steps:
                 return True

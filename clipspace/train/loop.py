@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from clipspace import checkpoint as ckpt
 from clipspace import config as C
@@ -229,7 +230,7 @@ def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
         restore_rng(rng)
     model.train()
     engine = Engine(state, cfg, info, run_dir, logger, hooks)
-    job = contrastive_job(cfg, model, loader, device, autocast, per_rank, run_dir)
+    job = contrastive_job(cfg, model, loader, device, autocast, per_rank, run_dir, info)
     if analysis is not None:  # dyn/... at step 0 and every run.analysis_every steps
         job = with_analysis(job, analysis, state, logger, run_dir)
     engine.run(job)
@@ -237,11 +238,27 @@ def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
 
 
 def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.device,
-                    autocast: Callable[[], Any], per_rank: int, run_dir: Path) -> Job:
+                    autocast: Callable[[], Any], per_rank: int, run_dir: Path,
+                    info: DistInfo | None = None) -> Job:
     """Batches from ``loader``; the step is the model's loss over the batch, gradient-cached
-    over ``optim.accum_steps`` micro-batches (compiled with ``run.compile`` when k = 1)."""
+    over ``optim.accum_steps`` micro-batches (compiled with ``run.compile`` when k = 1).
+
+    Several processes, k = 1: the model runs inside ``DistributedDataParallel`` (bucketed
+    all-reduce overlapped with the backward pass). The gradient-cached path (k > 1) keeps the
+    engine's one flat all-reduce after the step: its backward passes run through
+    ``encode_image`` / ``encode_text`` and the cached loss, never through the module's
+    ``forward``, which is the only place DDP prepares its reducer (docs/training.md)."""
     k = cfg.optim.accum_steps
-    step_model: nn.Module = torch.compile(model) if cfg.run.compile and k == 1 else model
+    ddp = info is not None and info.distributed and k == 1
+    step_model: nn.Module = model
+    if ddp:
+        step_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            # buffers were broadcast once by build_model; BatchNorm statistics then follow
+            # SyncBatchNorm on GPU and stay per rank on CPU, as on the manual path
+            forward_sync_buffers=False, gradient_as_bucket_view=True)
+    if cfg.run.compile and k == 1:
+        step_model = torch.compile(step_model)
 
     def step(batch: dict[str, Any]) -> dict[str, Any]:
         images = batch["image"].to(device, non_blocking=True)
@@ -257,6 +274,7 @@ def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.de
                      "per rank: lower data.batch_size or use more data"),
         # corrupt/missing images skipped this epoch: printed, and an error over the limit
         end_epoch=lambda: end_epoch_report(loader.dataset),
+        reduces_gradients=ddp,
     )
 
 

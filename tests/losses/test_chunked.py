@@ -325,5 +325,8 @@ def test_distributed_chunked_equals_unchunked(tmp_path: Path) -> None:
     for rank in range(WORLD):
         per_cfg = torch.load(tmp_path / f"rank{rank}.pt")
         for cfg, (plain, chunked) in zip(DIST_CONFIGS, per_cfg, strict=True):
-            for a, b in zip(chunked, plain, strict=True):
-                print(cfg, float((a - b).abs().max()))
+            for k, (a, b) in enumerate(zip(chunked, plain, strict=True)):
+                # the logit scale s is float32 (LogitScale): its gradient is summed in float32
+                # over the unchunked path's two products s * L, s * L_t
+                tol = 1e-6 if k == 3 else 1e-12
+                torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=str(cfg))

@@ -6,6 +6,7 @@ no_grad; the config key round-trips through save/load and reaches both towers.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,11 @@ import torch
 from torch import nn
 
 import clipspace.models.vit as vit_module
+from clipspace.cli import main
 from clipspace.config import load, resolve, save
 from clipspace.models import ClipModel, create_model
-from tests.helpers.configs import TINY
+from clipspace.train.logger import read_metrics
+from tests.helpers.configs import TINY, set_flags
 
 #: TINY with two blocks per tower, so that checkpointing covers a non-pooled and a pooled block
 SHAPE = {**TINY, "model.image.depth": 2, "model.text.depth": 2}
@@ -145,3 +148,20 @@ def test_config_key_round_trips(tmp_path: Path) -> None:
     model = create_model(back)
     assert model.visual.transformer.grad_checkpointing
     assert model.text.transformer.grad_checkpointing
+
+
+def test_training_smoke_with_checkpointing_and_chunked_loss(tiny_mad: Path,
+                                                            tmp_path: Path) -> None:
+    """``clipspace train --set model.grad_checkpointing=true --set loss.chunk_size=5``: three
+    steps of the tiny test model (the loss moves, every logged loss is finite)."""
+    code = main(["train", "--data", f"mad:{tiny_mad}", "--output-dir", str(tmp_path),
+                 "--name", "gc", "--steps", "3", "--batch-size", "16", *set_flags(TINY),
+                 "--set", "model.grad_checkpointing=true", "--set", "loss.chunk_size=5",
+                 "--set", "run.progress=false", "--set", "run.tensorboard=false",
+                 "--set", "run.threads=1", "--set", "run.log_every=1"])
+    assert code == 0
+    cfg = load(tmp_path / "gc" / "config.json")
+    assert cfg.model.grad_checkpointing is True and cfg.loss.chunk_size == 5
+    losses = [r["loss"] for r in read_metrics(tmp_path / "gc") if "loss" in r]
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+    assert len(set(losses)) > 1
