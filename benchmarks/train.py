@@ -1,7 +1,8 @@
 """Training-step throughput and peak memory per preset, and the open_clip comparison.
 
 Usage: ``python benchmarks/train.py [--model mad-vit] [--batch 256] [--rounds 5] [--threads 2]
-[--presets clip,euclip,meru,atmg] [--compare] [--device cpu|cuda]``
+[--presets clip,euclip,meru,atmg] [--compare] [--compile] [--grad-checkpointing]
+[--device cpu|cuda]``
 
 One step = forward + backward + gradient clipping + AdamW update, fp32 on CPU (bf16 autocast on
 CUDA), synthetic data (random images, random token sequences ending in EOT). The presets are
@@ -14,6 +15,9 @@ measured 644 ms and 3374 ms per step (same towers, batch 256, fp32, 2 threads, A
 interleaved on this machine, against an open_clip-style model written here
 (``benchmarks/openclip_reference.py``; open_clip itself cannot be imported next to the CPU torch
 build). The same-machine ratio is the machine-independent figure.
+``--compile`` times each preset eager and under ``torch.compile`` (the ``run.compile`` path),
+interleaved, and reports the first (compiling) step separately. ``--grad-checkpointing`` measures
+peak memory and step time with ``model.grad_checkpointing`` on against off for each preset.
 """
 
 from __future__ import annotations
@@ -104,10 +108,13 @@ class ReferenceStepper(_TimedStepper):
 class Stepper(_TimedStepper):
     """One preset's model, optimizer and batch; ``step()`` runs and times one training step."""
 
-    def __init__(self, preset: str, model_name: str, batch: int, device: torch.device) -> None:
-        self.cfg = resolve(preset, {"model.name": model_name, "data.batch_size": batch})
+    def __init__(self, preset: str, model_name: str, batch: int, device: torch.device,
+                 overrides: dict | None = None, compile: bool = False) -> None:
+        self.cfg = resolve(preset, {"model.name": model_name, "data.batch_size": batch,
+                                    **(overrides or {})})
         torch.manual_seed(0)
         self.model = create_model(self.cfg).to(device).train()
+        self.step_model = torch.compile(self.model) if compile else self.model
         self.opt = build_optimizer(self.model, self.cfg.optim)
         self.sched = WarmupCosine(self.opt, self.cfg.optim)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -117,7 +124,7 @@ class Stepper(_TimedStepper):
 
     def _run(self) -> None:
         with self.autocast():
-            out = self.model(self.images, self.tokens)
+            out = self.step_model(self.images, self.tokens)
         out["loss"].backward()
         clip_gradients(self.params, 1.0)
         self.sched.apply()
@@ -153,11 +160,12 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def peak_memory_mib(preset: str, model: str, batch: int, device: torch.device) -> float:
+def peak_memory_mib(preset: str, model: str, batch: int, device: torch.device,
+                    overrides: dict | None = None) -> float:
     """CUDA: max allocated during two steps. CPU: RSS high-water mark (reset after a warm-up
     step) minus the resident set before the two measured steps, in a fresh subprocess."""
     if device.type == "cuda":
-        s = Stepper(preset, model, batch, device)
+        s = Stepper(preset, model, batch, device, overrides)
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         s.step()
@@ -167,13 +175,54 @@ def peak_memory_mib(preset: str, model: str, batch: int, device: torch.device) -
         "import sys, torch; sys.argv=['x'];"
         f"torch.set_num_threads({torch.get_num_threads()});"
         "from benchmarks.train import Stepper, _status_kib;"
-        f"s = Stepper({preset!r}, {model!r}, {batch}, torch.device('cpu'));"
+        f"s = Stepper({preset!r}, {model!r}, {batch}, torch.device('cpu'), {overrides!r});"
         "s.step(); open('/proc/self/clear_refs', 'w').write('5');"  # reset the RSS high-water mark
         "base = _status_kib('VmRSS'); s.step(); s.step();"
         "print(_status_kib('VmHWM') - base)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux
+
+
+def compile_table(presets: list[str], model: str, batch: int, rounds: int,
+                  device: torch.device) -> dict[str, dict[str, float]]:
+    """Per preset: eager and compiled ms/step (interleaved medians), the first compiled step
+    (compilation included) and the speed-up eager / compiled."""
+    print(f"\n# torch.compile of the training step ({model}, batch {batch}, {device})")
+    print(f"{'preset':8s} {'eager ms':>9s} {'compiled':>9s} {'speed-up':>9s} {'1st step s':>11s}")
+    rows = {}
+    for p in presets:
+        eager = Stepper(p, model, batch, device)
+        compiled = Stepper(p, model, batch, device, compile=True)
+        first = compiled.step()  # compiles
+        compiled.times.clear()
+        med = time_steppers({"eager": eager, "compiled": compiled}, rounds)
+        rows[p] = {"eager_ms": 1e3 * med["eager"], "compiled_ms": 1e3 * med["compiled"],
+                   "speedup": med["eager"] / med["compiled"], "first_step_s": first}
+        print(f"{p:8s} {1e3 * med['eager']:9.1f} {1e3 * med['compiled']:9.1f} "
+              f"{med['eager'] / med['compiled']:9.2f} {first:11.1f}")
+    return rows
+
+
+def checkpointing_table(presets: list[str], model: str, batch: int, rounds: int,
+                        device: torch.device) -> dict[str, dict[str, float]]:
+    """Per preset: peak MiB and ms/step without and with ``model.grad_checkpointing``."""
+    on = {"model.grad_checkpointing": True}
+    print(f"\n# activation checkpointing ({model}, batch {batch}, {device})")
+    print(f"{'preset':8s} {'peak off':>9s} {'peak on':>9s} {'mem ratio':>10s} {'ms off':>8s} "
+          f"{'ms on':>8s} {'time ratio':>11s}")
+    rows = {}
+    for p in presets:
+        med = time_steppers({"off": Stepper(p, model, batch, device),
+                             "on": Stepper(p, model, batch, device, on)}, rounds)
+        off_mib = peak_memory_mib(p, model, batch, device)
+        on_mib = peak_memory_mib(p, model, batch, device, on)
+        rows[p] = {"peak_off_mib": off_mib, "peak_on_mib": on_mib,
+                   "memory_ratio": on_mib / off_mib, "ms_off": 1e3 * med["off"],
+                   "ms_on": 1e3 * med["on"], "time_ratio": med["on"] / med["off"]}
+        print(f"{p:8s} {off_mib:9.1f} {on_mib:9.1f} {on_mib / off_mib:10.2f} "
+              f"{1e3 * med['off']:8.1f} {1e3 * med['on']:8.1f} {med['on'] / med['off']:11.2f}")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--memory", action="store_true", help="also measure peak memory")
     ap.add_argument("--compare", action="store_true", help="open_clip comparison configs")
+    ap.add_argument("--compile", action="store_true", help="eager vs torch.compile per preset")
+    ap.add_argument("--grad-checkpointing", action="store_true",
+                    help="peak memory and time with model.grad_checkpointing on vs off")
     ap.add_argument("--json", default="", help="write the results to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -223,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:12s} {1e3 * t:9.1f} {ref:10.1f} {1e3 * t / ref:7.3f} "
                   f"{1e3 * t_ref:13.1f} {t / t_ref:7.3f}")
         results["open_clip"] = comp
+    if args.compile:
+        results["compile"] = compile_table(presets, args.model, args.batch, args.rounds, device)
+    if args.grad_checkpointing:
+        results["grad_checkpointing"] = checkpointing_table(presets, args.model, args.batch,
+                                                           args.rounds, device)
     load = resource.getrusage(resource.RUSAGE_SELF)
     results["cpu_user_s"] = load.ru_utime
     if args.json:

@@ -21,8 +21,11 @@ gradients are returned (floats pass through untouched).
   distributed local loss): the two cross-entropies are separate matrices, each a sum over rows;
 - ``chunked_siglip``: a sum of softplus over rows.
 
-Row-separable sums run each chunk under ``torch.utils.checkpoint`` (non-reentrant): the chunk's
-graph is dropped after its forward and recomputed in the backward pass.
+Row-separable sums need no second pass: a custom autograd Function computes, chunk by chunk, the
+chunk's value and (when an input needs a gradient) its gradients at once (``torch.autograd.grad``
+of the chunk, whose graph is then dropped), and its backward only scales the summed gradients by
+the incoming gradient: one forward and one backward of the logits, like the unchunked loss
+(``torch.utils.checkpoint`` per chunk would recompute every chunk's forward a second time).
 Like every loss, all of this computes in float32 (float64 kept) with autocast off.
 """
 
@@ -36,7 +39,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-from torch.utils.checkpoint import checkpoint
 
 from clipspace.geometry import geometry_fn
 
@@ -166,7 +168,7 @@ def _columns_in(labels: Tensor, r0: int, r1: int) -> Tensor:
     return torch.nonzero((labels >= r0) & (labels < r1), as_tuple=True)[0]
 
 
-# --- row-separable sums under checkpoint ------------------------------------------------------
+# --- row-separable sums: value and gradients chunk by chunk ------------------------------------
 
 
 def _ce_rows(logit_fn: LogitFn, rows: Tensor, cols: Tensor, labels: Tensor,
@@ -183,20 +185,75 @@ def _siglip_rows(logit_fn: LogitFn, rows: Tensor, cols: Tensor, labels: Tensor, 
     return F.softplus(z).sum() - z.gather(1, labels[:, None]).sum()
 
 
+class _RowSum(torch.autograd.Function):
+    """sum over row chunks of ``fn(logit_fn, rows[chunk], cols, labels[chunk], *params)``.
+
+    The forward pass evaluates each chunk with autograd on and takes that chunk's gradients
+    with respect to every input that needs one right away (the chunk's graph is freed before the
+    next chunk), summing them; the backward pass returns them times the incoming gradient. Peak
+    memory: one chunk's graph plus gradients the size of the inputs.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, fn: Callable[..., Tensor], logit_fn: LogitFn, chunk: int, labels: Tensor,
+        rows: Tensor, cols: Tensor, *params: Param,
+    ) -> Tensor:
+        need = ctx.needs_input_grad
+        need_rows, need_cols = need[4], need[5]
+        need_p = [isinstance(p, Tensor) and n for p, n in zip(params, need[6:], strict=True)]
+        total = rows.new_zeros(())
+        g_rows = torch.zeros_like(rows) if need_rows else None
+        g_cols = torch.zeros_like(cols) if need_cols else None
+        g_p: list[Tensor | None] = [torch.zeros_like(p) if n else None  # type: ignore[arg-type]
+                                    for p, n in zip(params, need_p, strict=True)]
+        cols_leaf = cols.detach().requires_grad_(need_cols)
+        p_leaf = [p.detach().requires_grad_(n) if isinstance(p, Tensor) else p
+                  for p, n in zip(params, need_p, strict=True)]
+        wrt_p = [p for p, n in zip(p_leaf, need_p, strict=True) if n]
+        for r0, r1 in _spans(rows.shape[0], chunk):
+            part_rows = rows[r0:r1].detach().requires_grad_(need_rows)
+            wrt = ([part_rows] if need_rows else []) + ([cols_leaf] if need_cols else []) + wrt_p
+            with torch.set_grad_enabled(bool(wrt)):
+                value = fn(logit_fn, part_rows, cols_leaf, labels[r0:r1], *p_leaf)
+            total = total + value.detach()
+            if not wrt:
+                continue
+            grads = list(torch.autograd.grad(value, wrt, allow_unused=True))
+            if g_rows is not None:
+                part = grads.pop(0)
+                if part is not None:
+                    g_rows[r0:r1] = part
+            if g_cols is not None:
+                part = grads.pop(0)
+                if part is not None:
+                    g_cols += part
+            for k, n in enumerate(need_p):
+                if n:
+                    part, acc = grads.pop(0), g_p[k]
+                    if part is not None and acc is not None:
+                        acc += part
+        ctx.grads = (g_rows, g_cols, *g_p)
+        return total
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        scaled = tuple(None if g is None else g * grad for g in ctx.grads)
+        del ctx.grads
+        return (None, None, None, None, *scaled)
+
+
 def _row_sum(fn: Callable[..., Tensor], logit_fn: LogitFn, rows: Tensor, cols: Tensor,
              labels: Tensor, chunk: int, extra: Sequence[Param]) -> Tensor:
-    """sum over chunks of fn(logit_fn, rows[chunk], cols, labels[chunk], *extra), each chunk
-    checkpointed (its graph recomputed in the backward pass) when autograd is recording."""
-    total = rows.new_zeros(())
-    record = torch.is_grad_enabled()
-    for r0, r1 in _spans(rows.shape[0], chunk):
-        args = (logit_fn, rows[r0:r1], cols, labels[r0:r1], *extra)
-        if record:
-            part = checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=False)
-        else:
-            part = fn(*args)
-        total = total + part
-    return total
+    """sum over chunks of fn(logit_fn, rows[chunk], cols, labels[chunk], *extra) (``_RowSum``;
+    gradients are taken only where autograd records and an input needs one)."""
+    if not torch.is_grad_enabled():
+        total = rows.new_zeros(())
+        for r0, r1 in _spans(rows.shape[0], chunk):
+            total = total + fn(logit_fn, rows[r0:r1], cols, labels[r0:r1], *extra)
+        return total
+    return _RowSum.apply(fn, logit_fn, chunk, labels, rows, cols, *extra)
 
 
 @geometry_fn
@@ -209,7 +266,7 @@ def chunked_cross_entropy(
     params: Sequence[Param] = (),
 ) -> Tensor:
     """CE(L, y) = mean_i (logsumexp_j L_ij - L_{i, y_i}),  L = logit_fn(rows, cols, *params),
-    in row chunks of ``chunk`` rows (each checkpointed); ``labels`` default arange(B)."""
+    in row chunks of ``chunk`` rows (``_RowSum``); ``labels`` default arange(B)."""
     _check_chunk(chunk)
     y = _labels(labels, rows.shape[0], rows)
     return _row_sum(_ce_rows, logit_fn, rows, cols, y, chunk, _params(params, rows)) / rows.shape[0]
