@@ -3,10 +3,12 @@
 For every geometry / loss (clip: sphere cosine InfoNCE; euclip: Euclidean -d^2 InfoNCE; meru:
 Lorentz -d_L InfoNCE; atmg: Lorentz angle logits; siglip: sphere cosine SigLIP) and each batch
 size B (D = 512 by default), one forward + backward of ``Objective(..., chunk_size=c)`` on random
-points, in a fresh process each (spawn): wall time and peak memory increase (peak RSS minus the
-RSS after the inputs were made, so torch's own footprint is not counted), chunked and unchunked,
-and the ratios. The unchunked run is skipped where the B x B float32 logits alone would exceed
-``--max-gib`` (default 8 GiB).
+points, in a fresh process each (spawn): wall time (best of ``--repeats``) and, in a second fresh
+process, peak memory increase (peak RSS minus the RSS after the inputs were made, so torch's own
+footprint is not counted; run with ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed buffers leave
+the RSS and it follows the live tensors, which would slow down the timed run), chunked and
+unchunked, and the ratios. The unchunked run is skipped where the B x B float32 logits alone
+would exceed ``--max-gib`` (default 8 GiB).
 
 Run: OMP_NUM_THREADS=1 python benchmarks/chunked_losses.py [--sizes 1024,4096,16384]
      [--dim 512] [--chunk 512] [--repeats 2]
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import time
 from typing import Any
@@ -66,15 +69,32 @@ def _one(case: str, b: int, dim: int, chunk: int, repeats: int, queue: Any) -> N
     queue.put((best, max(peak - base, 0.0), float(loss.detach())))
 
 
-def measure(case: str, b: int, dim: int, chunk: int, repeats: int) -> tuple[float, float, float]:
-    """(seconds, peak MiB increase, loss) of one configuration, in a spawned process."""
+def _spawned(case: str, b: int, dim: int, chunk: int, repeats: int,
+             env: dict[str, str]) -> tuple[float, float, float]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_one, args=(case, b, dim, chunk, repeats, queue))
-    proc.start()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        proc.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     result = queue.get()
     proc.join()
     return result
+
+
+def measure(case: str, b: int, dim: int, chunk: int, repeats: int) -> tuple[float, float, float]:
+    """(seconds, peak MiB increase, loss) of one configuration: time and memory each in its own
+    spawned process."""
+    seconds, _, loss = _spawned(case, b, dim, chunk, repeats, {})
+    _, mib, _ = _spawned(case, b, dim, chunk, 1, {"MALLOC_MMAP_THRESHOLD_": "65536"})
+    return seconds, mib, loss
 
 
 def main() -> None:

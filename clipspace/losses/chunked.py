@@ -129,6 +129,8 @@ class _SymmetricInfoNCE(torch.autograd.Function):
         p_leaf = [p.detach().requires_grad_(n) if isinstance(p, Tensor) else p
                   for p, n in zip(params, need_p, strict=True)]
         wrt_p = [p for p, n in zip(p_leaf, need_p, strict=True) if n]
+        if not (need_img or need_txt or wrt_p):
+            return (None, None, None, None, None, *g_p)
         for r0, r1 in _spans(img.shape[0], ctx.chunk):
             rows = img[r0:r1].detach().requires_grad_(need_img)
             with torch.enable_grad(), _no_autocast():
@@ -141,8 +143,6 @@ class _SymmetricInfoNCE(torch.autograd.Function):
                 g[labels[cols] - r0, cols] -= 1.0
                 g = g * factor
             wrt = ([rows] if need_img else []) + ([txt_leaf] if need_txt else []) + wrt_p
-            if not wrt:
-                break
             grads = list(torch.autograd.grad(logits, wrt, g, allow_unused=True))
             if need_img:
                 assert g_img is not None
