@@ -53,7 +53,8 @@ class Objective(nn.Module):
 
     The contrastive term uses features gathered across ranks (see losses.distributed for the
     gradient convention); with ``local_loss`` the local rows are scored against all gathered
-    columns with labels offset by rank. Entailment and centroid terms use the local batch.
+    columns with labels offset by rank. The entailment term uses the local batch (a mean over
+    pairs, so the rank average is the global mean); the centroid term the gathered batch.
     ``contrastive="angle"`` is the ATMG angle loss (logit kind ignored).
 
     ``chunk_size`` > 0 computes the contrastive term in row chunks of that many rows
@@ -240,8 +241,11 @@ class Objective(nn.Module):
             )
             total = total + self.entail_weight * out["loss/entailment"]
         if self.centroid_weight > 0:
+            # midpoints of the global batch (gathered with gradient: every rank holds the same
+            # global term, so averaging gradients over ranks gives the one-process gradient)
+            all_img, all_txt = gather_features(img, txt, gather_with_grad=True)
             out["loss/centroid"] = centroid_loss(
-                img, txt, self.geometry, curv, self.centroid_p, self.centroid_q
+                all_img, all_txt, self.geometry, curv, self.centroid_p, self.centroid_q
             )
             total = total + self.centroid_weight * out["loss/centroid"]
         out["loss"] = total
