@@ -6,6 +6,10 @@ Layout of a run directory (training and fine-tuning write the same one)::
     <run>/tokenizer.json                    the tokenizer the run trained with
     <run>/checkpoints/step_<N>/model.safetensors   weights + metadata (format, eot_id, pad_id)
     <run>/checkpoints/step_<N>/state.pt     optimizer, schedule, data position, RNG states
+    <run>/checkpoints/step_<N>/sharded/     run.parallel=fsdp only: a torch.distributed.checkpoint
+                                            directory of model + optimizer shards (state.pt then
+                                            holds no optimizer; model.safetensors only in the last
+                                            checkpoint; clipspace.train.fsdp)
 
 Each ``step_<N>`` is built under a temporary name and renamed into place, so a killed run leaves
 only complete checkpoints. ``create_model(pretrained=...)`` accepts the run directory (newest
@@ -38,6 +42,9 @@ WEIGHTS_NAME = "model.safetensors"
 STATE_NAME = "state.pt"
 CONFIG_NAME = "config.json"
 TOKENIZER_NAME = "tokenizer.json"
+SHARDED_NAME = "sharded"
+#: the file torch.distributed.checkpoint writes last into a complete sharded directory
+_DCP_METADATA = ".metadata"
 _STEP_RE = re.compile(r"^step_(\d+)$")
 
 
@@ -49,15 +56,28 @@ def step_dir(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / CKPT_DIR / f"step_{step}"
 
 
+def has_sharded(path: Path) -> bool:
+    """Whether checkpoint directory ``path`` holds a complete sharded (DCP) directory."""
+    return (path / SHARDED_NAME / _DCP_METADATA).is_file()
+
+
+def is_complete(path: Path) -> bool:
+    """A resumable checkpoint: ``state.pt`` and the weights (``model.safetensors``, or the
+    ``sharded/`` directory of an FSDP run)."""
+    return (path / STATE_NAME).is_file() and ((path / WEIGHTS_NAME).is_file()
+                                               or has_sharded(path))
+
+
 def _steps_in(folder: Path, need_state: bool) -> list[tuple[int, Path]]:
+    """``need_state``: resumable checkpoints (``is_complete``); else those with a weights file."""
     if not folder.is_dir():
         return []
     out = []
     for child in folder.iterdir():
         m = _STEP_RE.match(child.name)
-        if not m or not (child / WEIGHTS_NAME).is_file():
+        if not m:
             continue
-        if need_state and not (child / STATE_NAME).is_file():
+        if not (is_complete(child) if need_state else (child / WEIGHTS_NAME).is_file()):
             continue
         out.append((int(m.group(1)), child))
     return sorted(out)
@@ -77,7 +97,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 def resolve_checkpoint(resume: str | Path) -> Path:
     """``--resume PATH``: a checkpoint directory, or a run directory (its newest checkpoint)."""
     path = Path(resume)
-    if (path / STATE_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
+    if is_complete(path):
         return path
     if path.is_dir():
         found = latest_checkpoint(path)
@@ -201,9 +221,14 @@ def save_checkpoint(
         write_weights(model, tmp / WEIGHTS_NAME)
         torch.save(payload, tmp / STATE_NAME)
     if keep_last > 0:
-        for _, old in list_checkpoints(run_dir)[:-keep_last]:
-            _remove_dir(old)
+        prune_checkpoints(run_dir, keep_last)
     return target
+
+
+def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` (> 0) complete checkpoints."""
+    for _, old in list_checkpoints(run_dir)[:-keep_last]:
+        _remove_dir(old)
 
 
 def _remove_dir(path: Path) -> None:
@@ -269,8 +294,7 @@ def clean_leftovers(run_dir: str | Path) -> list[Path]:
         return []
     removed = []
     for child in root.iterdir():
-        incomplete = _STEP_RE.match(child.name) and not (
-            (child / WEIGHTS_NAME).is_file() and (child / STATE_NAME).is_file())
+        incomplete = _STEP_RE.match(child.name) and not is_complete(child)
         if child.name.startswith(".") or incomplete:
             shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
             removed.append(child)
@@ -280,6 +304,7 @@ def clean_leftovers(run_dir: str | Path) -> list[Path]:
 __all__ = [
     "CKPT_DIR",
     "CONFIG_NAME",
+    "SHARDED_NAME",
     "STATE_NAME",
     "TOKENIZER_NAME",
     "WEIGHTS_NAME",
@@ -287,11 +312,14 @@ __all__ = [
     "find_near",
     "find_weights",
     "clean_leftovers",
+    "has_sharded",
+    "is_complete",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
     "load_newest_good",
     "load_weights",
+    "prune_checkpoints",
     "read_metadata",
     "read_state",
     "resolve_checkpoint",

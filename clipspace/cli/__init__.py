@@ -17,6 +17,7 @@ from clipspace.cli.data import add_data, add_tokenizer
 from clipspace.cli.embed import add_embed
 from clipspace.cli.eval import add_eval
 from clipspace.cli.experiments import add_demo, add_reproduce
+from clipspace.cli.export import add_export
 from clipspace.cli.finetune import add_finetune
 from clipspace.cli.plan import add_plan
 from clipspace.cli.report import add_report
@@ -31,6 +32,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "train": add_train,
     "plan": add_plan,
     "finetune": add_finetune,
+    "export": add_export,
     "embed": add_embed,
     "eval": add_eval,
     "analyze": add_analyze,

@@ -173,6 +173,9 @@ class RunConfig:
     # seconds a collective (all-reduce, broadcast, barrier) waits for every rank before it fails
     # with an error naming the operation (torch's default is 30 minutes)
     dist_timeout: float = 300.0
+    # several processes: ddp (DistributedDataParallel; the gradient-cached path reduces by hand)
+    # | fsdp (FSDP2 fully_shard of every transformer block and the root; sharded checkpoints)
+    parallel: str = "ddp"
 
 
 @dataclass

@@ -31,6 +31,7 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "constant"),
     "run.device": ("auto", "cpu", "cuda"),
     "run.precision": ("auto", "fp32", "bf16"),
+    "run.parallel": ("ddp", "fsdp"),
 }
 
 

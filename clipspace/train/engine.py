@@ -30,6 +30,8 @@ from clipspace.train.state import TrainState, capture_rng
 
 #: hook(model, step, run_dir) -> metrics to log
 Hook = Callable[[nn.Module, int, Path], dict[str, float]]
+#: checkpointer(state, rng_all, final): writes step_<N> on every rank (FSDP's sharded layout)
+Checkpointer = Callable[[TrainState, list[dict[str, Any]], bool], Any]
 
 
 @dataclass
@@ -43,7 +45,8 @@ class Job:
     before each step, once its batch is loaded (its time is not counted in samples_per_s).
     ``empty_error``: the message of the DataError raised when an epoch yields no batch.
     ``reduces_gradients``: the step's backward already averages the gradients over ranks
-    (DistributedDataParallel); otherwise the engine does (one flat all-reduce)."""
+    (DistributedDataParallel, FSDP's reduce-scatter); otherwise the engine does (one flat
+    all-reduce)."""
 
     name: str
     batches: Callable[[int, int], Iterable[Any]]
@@ -84,11 +87,14 @@ def optimizer_step(state: TrainState, cfg: Config, info: DistInfo,
 
 
 class Engine:
-    """Runs a ``Job`` on a ``TrainState`` inside a run directory (see module docstring)."""
+    """Runs a ``Job`` on a ``TrainState`` inside a run directory (see module docstring).
+    ``checkpointer``: writes the checkpoints instead of rank 0's ``save_checkpoint`` (FSDP)."""
 
     def __init__(self, state: TrainState, cfg: Config, info: DistInfo, run_dir: Path,
-                 logger: MetricsLogger, hooks: list[Hook] | None = None) -> None:
+                 logger: MetricsLogger, hooks: list[Hook] | None = None,
+                 checkpointer: Checkpointer | None = None) -> None:
         self.state, self.cfg, self.info = state, cfg, info
+        self.checkpointer = checkpointer
         self.run_dir, self.logger, self.hooks = run_dir, logger, list(hooks or [])
         self.bar: Any = None
         self._last = time.perf_counter()
@@ -105,7 +111,7 @@ class Engine:
             self.bar.close()
         job.end_epoch()  # the last (partial) epoch
         self.run_hooks()
-        self.save()
+        self.save(final=True)
         self.logger.close()
 
     def _run_epoch(self, job: Job) -> bool:
@@ -157,11 +163,14 @@ class Engine:
         self.logger.flush()
         self._last = time.perf_counter()  # samples_per_s counts training steps only
 
-    def save(self) -> None:
-        """Checkpoint ``step_<N>`` of the current state (every rank's RNG, written by rank 0)."""
+    def save(self, final: bool = False) -> None:
+        """Checkpoint ``step_<N>`` of the current state (every rank's RNG, written by rank 0;
+        with a ``checkpointer``, by it on every rank; ``final``: the run's last one)."""
         self.logger.flush()
         rng_all = gather_rng(capture_rng(), self.info)
-        if self.info.is_main:
+        if self.checkpointer is not None:
+            self.checkpointer(self.state, rng_all, final)
+        elif self.info.is_main:
             payload = self.state.checkpoint_state(rng_all, self.info.world_size)
             ckpt.save_checkpoint(self.run_dir, self.state.step, self.state.model, payload,
                                  keep_last=self.cfg.run.keep_last)

@@ -29,6 +29,7 @@ from clipspace.data.build import build_dataset, build_loader, resolve_tokenizer,
 from clipspace.errors import DataError
 from clipspace.eval.evaluate import parse_suites
 from clipspace.models import create_model
+from clipspace.train import fsdp
 from clipspace.train.accumulation import accumulated_step
 from clipspace.train.distributed import (
     DistInfo,
@@ -221,15 +222,23 @@ def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
             f"data.train = {cfg.data.train!r} has fewer than {per_rank} samples per process: "
             "lower data.batch_size or use more data"
         )
+    sharded = cfg.run.parallel == fsdp.FSDP
+    if sharded:  # in place, before the optimizer sees the parameters
+        fsdp.shard_model(model, cfg, device, info)
+        hooks = fsdp.gather_for_hooks(hooks) if fsdp.is_sharded(model) else hooks
     optimizer = build_optimizer(model, cfg.optim)
     state = TrainState(model, optimizer, WarmupCosine(optimizer, cfg.optim))
-    rng = load_resume(plan, resume, state, info.rank)
+    if sharded or (plan.checkpoint is not None and fsdp.is_sharded_checkpoint(plan.checkpoint)):
+        plan.checkpoint, rng = fsdp.load_resume(plan.checkpoint, run_dir, resume, state, info)
+    else:
+        rng = load_resume(plan, resume, state, info.rank)
     logger = begin(run_dir, cfg, info, wipe=plan.wipe, step=state.step,
                    write_side_files=lambda d: tokenizer.save(d / ckpt.TOKENIZER_NAME))
     if rng is not None:
         restore_rng(rng)
     model.train()
-    engine = Engine(state, cfg, info, run_dir, logger, hooks)
+    engine = Engine(state, cfg, info, run_dir, logger, hooks,
+                    checkpointer=fsdp.ShardedCheckpointer(run_dir, cfg, info) if sharded else None)
     job = contrastive_job(cfg, model, loader, device, autocast, per_rank, run_dir, info)
     if analysis is not None:  # dyn/... at step 0 and every run.analysis_every steps
         job = with_analysis(job, analysis, state, logger, run_dir)
@@ -247,9 +256,12 @@ def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.de
     all-reduce overlapped with the backward pass). The gradient-cached path (k > 1) keeps the
     engine's one flat all-reduce after the step: its backward passes run through
     ``encode_image`` / ``encode_text`` and the cached loss, never through the module's
-    ``forward``, which is the only place DDP prepares its reducer (docs/training.md)."""
+    ``forward``, which is the only place DDP prepares its reducer (docs/training.md).
+    A model sharded by FSDP (``train.fsdp``) reduce-scatters its own gradients (its 0-dim
+    parameters, left whole, are averaged after the backward: ``fsdp.reduce_replicated``)."""
     k = cfg.optim.accum_steps
-    ddp = info is not None and info.distributed and k == 1
+    sharded = fsdp.is_sharded(model)
+    ddp = info is not None and info.distributed and k == 1 and not sharded
     step_model: nn.Module = model
     if ddp:
         step_model = DistributedDataParallel(
@@ -263,7 +275,10 @@ def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.de
     def step(batch: dict[str, Any]) -> dict[str, Any]:
         images = batch["image"].to(device, non_blocking=True)
         tokens = batch["text"].to(device, non_blocking=True)
-        return accumulated_step(step_model, images, tokens, k, autocast)
+        out = accumulated_step(step_model, images, tokens, k, autocast)
+        if sharded:
+            fsdp.reduce_replicated(model, info)
+        return out
 
     return Job(
         name=f"train {run_dir.name}",
@@ -274,7 +289,7 @@ def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.de
                      "per rank: lower data.batch_size or use more data"),
         # corrupt/missing images skipped this epoch: printed, and an error over the limit
         end_epoch=lambda: end_epoch_report(loader.dataset),
-        reduces_gradients=ddp,
+        reduces_gradients=ddp or sharded,
     )
 
 

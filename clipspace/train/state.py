@@ -66,10 +66,13 @@ class TrainState:
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def checkpoint_state(self, rng_all: list[dict[str, Any]], world_size: int) -> dict[str, Any]:
-        """What a checkpoint stores besides the weights (``rng_all``: one entry per rank)."""
+    def checkpoint_state(self, rng_all: list[dict[str, Any]], world_size: int,
+                         with_optimizer: bool = True) -> dict[str, Any]:
+        """What a checkpoint stores besides the weights (``rng_all``: one entry per rank).
+        ``with_optimizer=False``: without the optimizer (FSDP keeps it in the sharded part)."""
+        optimizer = {"optimizer": self.optimizer.state_dict()} if with_optimizer else {}
         return {
-            "optimizer": self.optimizer.state_dict(),
+            **optimizer,
             "scheduler": self.schedule.state_dict(),
             "epoch": self.epoch,
             "consumed": self.consumed,
@@ -77,10 +80,13 @@ class TrainState:
             "rng_all": rng_all,
         }
 
-    def restore(self, saved: dict[str, Any], rank: int = 0) -> dict[str, Any] | None:
-        """Load optimizer, schedule and position from a checkpoint's state; return this rank's
-        RNG state (restore it once the run is set up, just before the first step)."""
-        self.optimizer.load_state_dict(saved["optimizer"])
+    def restore(self, saved: dict[str, Any], rank: int = 0,
+                with_optimizer: bool = True) -> dict[str, Any] | None:
+        """Load optimizer (unless ``with_optimizer=False``: FSDP loads it from its shards),
+        schedule and position from a checkpoint's state; return this rank's RNG state (restore
+        it once the run is set up, just before the first step)."""
+        if with_optimizer:
+            self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["scheduler"])
         self.step, self.epoch = int(saved["step"]), int(saved["epoch"])
         self.consumed = int(saved["consumed"])
