@@ -131,7 +131,7 @@ def test_default_off_and_setter_on_towers() -> None:
 
 
 def test_convnet_image_tower_ignores_flag() -> None:
-    model = _model("clip", True, **{"model.image.kind": "convnet", "model.image.width": 8})
+    model = _model("clip", True, **{"model.image.kind": "convnet", "model.image.width": 16})
     assert model.text.transformer.grad_checkpointing
     out = model.train()(*_batch())["loss"]
     out.backward()
