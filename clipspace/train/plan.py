@@ -222,7 +222,7 @@ def plan_memory(cfg: Config, world_size: int = 1, parallel: str = "ddp") -> Memo
     return MemoryPlan(params=count_params(model), world_size=world_size, parallel=parallel,
                       global_batch=cfg.data.batch_size, precision=precision,
                       activations=profile_activations(model, cfg, precision),
-                      chunk_size=int(getattr(cfg.loss, "chunk_size", 0)))
+                      chunk_size=cfg.loss.chunk_size)
 
 
 __all__ = ["ActivationProfile", "MemoryPlan", "PARALLEL", "count_params", "human",
