@@ -23,9 +23,10 @@ from clipspace.models.towers import (
     build_text_tower,
     register_image_tower,
 )
-from clipspace.models.vit import VisionTransformer
+from clipspace.models.vit import VisionTransformer, transformer_blocks
 
 __all__ = [
+    "transformer_blocks",
     "DEFAULT_EOT_ID",
     "DEFAULT_PAD_ID",
     "IMAGE_TOWERS",

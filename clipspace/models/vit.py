@@ -265,4 +265,12 @@ def vit_param_count(
     )
 
 
-__all__ = ["Attention", "Block", "Mlp", "Transformer", "VisionTransformer", "sincos_2d"]
+def transformer_blocks(module: nn.Module) -> list[nn.Module]:
+    """Every child of every ``nn.ModuleList`` named ``blocks`` under ``module``: the units that
+    activation checkpointing wraps and FSDP shards."""
+    return [blk for name, mod in module.named_modules()
+            if name.split(".")[-1] == "blocks" and isinstance(mod, nn.ModuleList) for blk in mod]
+
+
+__all__ = ["Attention", "Block", "Mlp", "Transformer", "VisionTransformer", "sincos_2d",
+           "transformer_blocks"]

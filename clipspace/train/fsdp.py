@@ -70,7 +70,7 @@ from clipspace import config as C
 from clipspace.config import Config, ConfigError
 from clipspace.errors import ClipspaceError
 from clipspace.io import atomic_dir, atomic_save
-from clipspace.models import create_model
+from clipspace.models import create_model, transformer_blocks
 from clipspace.train.distributed import DistInfo, average_gradients, barrier, broadcast_object
 from clipspace.train.engine import Hook
 from clipspace.train.hooks import AnalysisHook
@@ -112,10 +112,7 @@ def shard_units(model: nn.Module) -> list[nn.Module]:
         tower = getattr(model, tower_name, None)
         if not isinstance(tower, nn.Module):
             continue
-        blocks = [child for name, mod in tower.named_modules()
-                  if name.split(".")[-1] == "blocks" and isinstance(mod, nn.ModuleList)
-                  for child in mod]
-        units.extend(blocks or [tower])
+        units.extend(transformer_blocks(tower) or [tower])
     return units
 
 

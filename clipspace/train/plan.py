@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from clipspace.config import Config, ConfigError
-from clipspace.models import create_model
+from clipspace.models import create_model, transformer_blocks
 
 PARALLEL = ("ddp", "fsdp")
 BYTES_PER_PARAM = {"weights": 4, "gradients": 4, "optimizer": 8}  # fp32, fp32, AdamW m + v
@@ -129,12 +129,6 @@ def count_params(model: nn.Module) -> dict[str, int]:
               for k, m in towers.items()}
     counts["other"] = sum(p.numel() for p in model.parameters()) - sum(counts.values())
     return counts
-
-
-def transformer_blocks(model: nn.Module) -> list[nn.Module]:
-    """Every block of every ``blocks`` ModuleList (the units checkpointing wraps)."""
-    return [blk for name, mod in model.named_modules()
-            if isinstance(mod, nn.ModuleList) and name.endswith("blocks") for blk in mod]
 
 
 class _SavedBytes:

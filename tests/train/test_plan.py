@@ -11,8 +11,8 @@ import torch
 
 from clipspace.cli import main
 from clipspace.config import ConfigError, resolve
-from clipspace.models import create_model
-from clipspace.train.plan import _one_pass, count_params, plan_memory, transformer_blocks
+from clipspace.models import create_model, transformer_blocks
+from clipspace.train.plan import _one_pass, count_params, plan_memory
 
 VIT = {"model.name": "mad-vit", "data.batch_size": 64, "run.precision": "fp32"}
 
