@@ -50,6 +50,10 @@ def test_impossible_combination():
         C.resolve("clip", {"data.batch_size": "10", "optim.accum_steps": "3"})
     with pytest.raises(C.ConfigError, match="unknown preset"):
         C.resolve("hyperclip")
+    with pytest.raises(C.ConfigError, match="loss.siglip_exchange='ring' needs"):
+        C.resolve("clip", {"loss.siglip_exchange": "ring"})
+    ring = C.resolve("clip", {"loss.contrastive": "siglip", "loss.siglip_exchange": "ring"})
+    assert ring.loss.siglip_exchange == "ring"
 
 
 def test_any_loss_geometry_combination_allowed():

@@ -52,6 +52,9 @@ class LossConfig:
     # contrastive term in row chunks of this many rows, never forming the B x N logits (same
     # value and gradients; memory O(chunk_size x N)); 0 = unchunked
     chunk_size: int = 0
+    # SigLIP across ranks: gather every rank's texts, or pass them round the ring (no gather,
+    # O(B x B) logits per rank; losses/ring.py)
+    siglip_exchange: str = "gather"
 
 
 @dataclass

@@ -18,7 +18,13 @@ from clipspace.config.presets import FINETUNE_PRESETS
 from clipspace.config.schema import Config, ConfigError
 from clipspace.geometry import GEOMETRIES, get_geometry
 from clipspace.geometry.scalars import EMBED_SCALES
-from clipspace.losses import CONTRASTIVE_KINDS, LOGIT_KINDS, check_terms
+from clipspace.losses import (
+    CONTRASTIVE_KINDS,
+    LOGIT_KINDS,
+    SIGLIP_EXCHANGES,
+    check_exchange,
+    check_terms,
+)
 from clipspace.tree import get_dotted
 
 #: options owned by the config (no registry elsewhere); data.main_object is a MAD slot name
@@ -42,6 +48,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "geometry.embed_scale": tuple(EMBED_SCALES),
         "loss.contrastive": tuple(CONTRASTIVE_KINDS),
         "loss.logit": tuple(LOGIT_KINDS),
+        "loss.siglip_exchange": tuple(SIGLIP_EXCHANGES),
         "finetune.method": tuple(FINETUNE_PRESETS),
         **CONFIG_CHOICES,
     }
@@ -194,6 +201,10 @@ def validate(cfg: Config) -> None:
                     loss.centroid_weight)
     except ValueError as err:
         raise ConfigError(f"config key 'geometry.name' = {cfg.geometry.name!r}: {err}") from None
+    try:
+        check_exchange(loss.siglip_exchange, loss.contrastive, loss.gather_with_grad)
+    except ValueError as err:
+        raise ConfigError(f"config key {err}") from None
 
 
 __all__ = ["CONFIG_CHOICES", "RANGES", "Range", "choices", "validate"]

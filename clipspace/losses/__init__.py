@@ -9,22 +9,25 @@ from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels
 from clipspace.losses.entailment import entailment_loss
 from clipspace.losses.logits import LOGIT_KINDS, pairwise_logits
-from clipspace.losses.objective import CONTRASTIVE_KINDS, Objective, check_terms
+from clipspace.losses.objective import CONTRASTIVE_KINDS, Objective, check_exchange, check_terms
 from clipspace.losses.radial import (
     chain_angles,
     entailment_cone_finetune_loss,
     pullback_loss,
     radial_loss,
 )
+from clipspace.losses.ring import SIGLIP_EXCHANGES, ring_shift, ring_siglip
 
 __all__ = [
     "CONTRASTIVE_KINDS",
     "LOGIT_KINDS",
     "Objective",
+    "SIGLIP_EXCHANGES",
     "angle_logits",
     "angle_loss",
     "centroid_loss",
     "chain_angles",
+    "check_exchange",
     "check_terms",
     "chunked_cross_entropy",
     "chunked_infonce",
@@ -37,5 +40,7 @@ __all__ = [
     "pullback_loss",
     "radial_loss",
     "rank_labels",
+    "ring_shift",
+    "ring_siglip",
     "siglip",
 ]

@@ -185,6 +185,13 @@ def _siglip_rows(logit_fn: LogitFn, rows: Tensor, cols: Tensor, labels: Tensor, 
     return F.softplus(z).sum() - z.gather(1, labels[:, None]).sum()
 
 
+def _siglip_negative_rows(logit_fn: LogitFn, rows: Tensor, cols: Tensor, labels: Tensor,
+                          bias: Param, *params: Param) -> Tensor:
+    """sum_ij softplus(z_ij),  z = L + bias: every pair a negative (labels unused)."""
+    del labels
+    return F.softplus(logit_fn(rows, cols, *params) + bias).sum()
+
+
 class _RowSum(torch.autograd.Function):
     """sum over row chunks of ``fn(logit_fn, rows[chunk], cols, labels[chunk], *params)``.
 
@@ -321,13 +328,16 @@ def chunked_siglip(
     chunk: int,
     labels: Tensor | None = None,
     params: Sequence[Param] = (),
+    positives: bool = True,
 ) -> Tensor:
-    """``siglip(L, bias, labels)`` without forming L = logit_fn(img, txt, *params):
-    (sum_ij softplus(z_ij) - sum_i z_{i, y_i}) / B,  z = L + bias, by row chunks."""
+    """``siglip(L, bias, labels, positives)`` without forming L = logit_fn(img, txt, *params):
+    (sum_ij softplus(z_ij) - sum_i z_{i, y_i}) / B,  z = L + bias, by row chunks
+    (``positives=False``: sum_ij softplus(z_ij) / B)."""
     _check_chunk(chunk)
     y = _labels(labels, img.shape[0], img)
     extra = _params((bias, *params), img)
-    return _row_sum(_siglip_rows, logit_fn, img, txt, y, chunk, extra) / img.shape[0]
+    rows_fn = _siglip_rows if positives else _siglip_negative_rows
+    return _row_sum(rows_fn, logit_fn, img, txt, y, chunk, extra) / img.shape[0]
 
 
 __all__ = ["LogitFn", "chunked_cross_entropy", "chunked_infonce", "chunked_siglip"]

@@ -34,16 +34,22 @@ def infonce(
 
 
 @geometry_fn
-def siglip(logits: Tensor, bias: Tensor | float, labels: Tensor | None = None) -> Tensor:
+def siglip(
+    logits: Tensor, bias: Tensor | float, labels: Tensor | None = None, positives: bool = True
+) -> Tensor:
     """SigLIP sigmoid loss: -sum_{i,j} log sigmoid(y_ij z_ij) / B,  z = logits + bias.
 
     y_ij = +1 for the positive pair (column ``labels[i]``, default the diagonal), -1 otherwise;
     ``logits`` (B, N) are already multiplied by the logit scale; divided by the number of rows B
     as in the SigLIP paper. Computed as (sum_ij softplus(z_ij) - sum_i z_{i,labels_i}) / B.
+    ``positives=False``: every pair is a negative (y = -1), sum_ij softplus(z_ij) / B, the blocks
+    of another rank's texts in the ring exchange (``losses.ring``).
     """
-    if labels is None:
-        labels = _default_labels(logits)
     z = logits + bias
     # -log sigmoid(-z) = softplus(z); -log sigmoid(z) = softplus(z) - z: no sign matrix
-    pos = z.gather(1, labels.view(-1, 1)).sum()
-    return (F.softplus(z).sum() - pos) / logits.shape[0]
+    total = F.softplus(z).sum()
+    if positives:
+        if labels is None:
+            labels = _default_labels(logits)
+        total = total - z.gather(1, labels.view(-1, 1)).sum()
+    return total / logits.shape[0]

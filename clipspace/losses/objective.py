@@ -20,6 +20,7 @@ from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels, world_info
 from clipspace.losses.entailment import entailment_loss
 from clipspace.losses.logits import LOGIT_KINDS, NORMALIZE_EPS, pairwise_logits
+from clipspace.losses.ring import SIGLIP_EXCHANGES, ring_siglip
 
 CONTRASTIVE_KINDS: tuple[str, ...] = ("infonce", "siglip", "angle", "none")
 
@@ -48,6 +49,19 @@ def check_terms(
         raise ValueError("loss.contrastive is 'none' and no other loss term is on")
 
 
+def check_exchange(siglip_exchange: str, contrastive: str, gather_with_grad: bool) -> None:
+    """The ring exchange is SigLIP's and always carries gradients. Raises ValueError."""
+    if siglip_exchange not in SIGLIP_EXCHANGES:
+        raise ValueError(f"loss.siglip_exchange: unknown {siglip_exchange!r}; allowed: "
+                         f"{', '.join(SIGLIP_EXCHANGES)}")
+    if siglip_exchange == "ring" and contrastive != "siglip":
+        raise ValueError(f"loss.siglip_exchange='ring' needs loss.contrastive='siglip', "
+                         f"not {contrastive!r}")
+    if siglip_exchange == "ring" and not gather_with_grad:
+        raise ValueError("loss.siglip_exchange='ring' passes gradients back round the ring; "
+                         "loss.gather_with_grad=false is not supported with it")
+
+
 class Objective(nn.Module):
     """Total loss = contrastive(s * M) + entail_weight * L_entail + centroid_weight * L_centroid.
 
@@ -60,6 +74,10 @@ class Objective(nn.Module):
     ``chunk_size`` > 0 computes the contrastive term in row chunks of that many rows
     (``losses.chunked``): the same value and gradients without ever forming the B x N logits,
     for every logit kind and the angle logits, on the local or the gathered rows alike.
+
+    ``siglip_exchange="ring"`` (SigLIP only): no gather; the texts pass round the ranks and each
+    rank scores its local images against one text block at a time (``losses.ring``), chunked or
+    not. It is a local loss by construction: the rank losses average to the global one.
     """
 
     def __init__(
@@ -79,8 +97,10 @@ class Objective(nn.Module):
         local_loss: bool = False,
         gather_with_grad: bool = True,
         chunk_size: int = 0,
+        siglip_exchange: str = "gather",
     ) -> None:
         super().__init__()
+        check_exchange(siglip_exchange, contrastive, gather_with_grad)
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 0:
             raise ValueError(f"loss.chunk_size must be an int >= 0 (0 = unchunked), "
                              f"got {chunk_size!r}")
@@ -102,6 +122,7 @@ class Objective(nn.Module):
         self.local_loss = bool(local_loss)
         self.gather_with_grad = bool(gather_with_grad)
         self.chunk_size = chunk_size
+        self.siglip_exchange = siglip_exchange
 
     def extra_repr(self) -> str:
         return (
@@ -185,6 +206,8 @@ class Objective(nn.Module):
     def _contrastive_loss(
         self, img: Tensor, txt: Tensor, curv: float | Tensor, s: Tensor
     ) -> Tensor:
+        if self.siglip_exchange == "ring" and world_info()[1] > 1:
+            return ring_siglip(partial(self._siglip_block, curv=curv, s=s), img, txt)
         all_img, all_txt = gather_features(img, txt, self.local_loss, self.gather_with_grad)
         _, world = world_info()
         local = self.local_loss and world > 1
@@ -224,6 +247,17 @@ class Objective(nn.Module):
             return chunked_infonce(fn, all_img, all_txt, chunk, labels, params)
         return chunked_infonce(fn, rows_img, all_txt, chunk, labels, params,
                                txt_rows=rows_txt, img_cols=all_img)
+
+    def _siglip_block(self, img: Tensor, txt: Tensor, positives: bool, curv: float | Tensor,
+                      s: Tensor) -> Tensor:
+        """SigLIP of one (local images, one rank's texts) block of the ring, chunked or not."""
+        assert self.siglip_bias is not None
+        if self.chunk_size > 0:
+            fn = partial(_scaled_logits, self.logit, self.geometry)
+            return chunked_siglip(fn, img, txt, self.siglip_bias, self.chunk_size,
+                                  params=(s, curv), positives=positives)
+        logits = s * pairwise_logits(self.logit, img, txt, self.geometry, curv)
+        return siglip(logits, self.siglip_bias, positives=positives)
 
     @geometry_fn
     def forward(self, img: Tensor, txt: Tensor, curv: float | Tensor = 1.0) -> dict[str, Tensor]:

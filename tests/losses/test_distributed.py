@@ -1,4 +1,4 @@
-"""2-process gloo run == one process on the same global batch (loss and gradients).
+"""3-process gloo run == one process on the same global batch (loss and gradients).
 
 Convention (see clipspace.losses.distributed): with gather_with_grad, each rank's gradient for
 its local features is world_size x the single-process gradient of the global-batch loss, and
@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 
 from clipspace.losses import Objective, gather_features, rank_labels
 
-WORLD = 2
+WORLD = 3  # three ranks: the ring exchange passes every text block on twice
 B_LOCAL = 3
 D = 5
 
@@ -34,7 +34,15 @@ CONFIGS: list[dict] = [
     {"geometry": "euclidean", "contrastive": "angle"},
     {"geometry": "sphere", "contrastive": "infonce", "logit": "cosine",
      "gather_with_grad": False},
+    {"geometry": "sphere", "contrastive": "siglip", "logit": "cosine", "siglip_exchange": "ring"},
+    {"geometry": "lorentz", "contrastive": "siglip", "logit": "neg_dist",
+     "siglip_exchange": "ring", "chunk_size": 2},
 ]
+
+
+def _is_local(cfg: dict) -> bool:
+    """Each rank's loss is its share of the global one (the ring exchange always is)."""
+    return cfg.get("local_loss", False) or cfg.get("siglip_exchange") == "ring"
 
 
 def _global_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,8 +56,9 @@ def _run(obj: Objective, img: torch.Tensor, txt: torch.Tensor) -> dict[str, torc
     txt = txt.clone().requires_grad_(True)
     out = obj(img, txt, 1.0)
     out["loss"].backward()
+    bias = obj.siglip_bias.grad.clone() if obj.siglip_bias is not None else torch.zeros(())
     return {"loss": out["loss"].detach(), "img": img.grad, "txt": txt.grad,
-            "scale": obj.logit_scale.log_value.grad.clone()}
+            "scale": obj.logit_scale.log_value.grad.clone(), "bias": bias}
 
 
 def _worker(rank: int, port: int, outdir: str) -> None:
@@ -103,7 +112,7 @@ def test_matches_single_process(ranks: list[dict], i: int) -> None:
     # the global loss is the mean of the rank losses (equal to each one without local_loss)
     loss = torch.stack([p["loss"] for p in per_rank]).mean()
     torch.testing.assert_close(loss, single["loss"])
-    if not cfg.get("local_loss", False):
+    if not _is_local(cfg):
         for p in per_rank:
             torch.testing.assert_close(p["loss"], single["loss"])
     factor = WORLD if cfg.get("gather_with_grad", True) else 1
@@ -111,5 +120,5 @@ def test_matches_single_process(ranks: list[dict], i: int) -> None:
         sl = slice(r * B_LOCAL, (r + 1) * B_LOCAL)
         torch.testing.assert_close(p["img"], factor * single["img"][sl])
         torch.testing.assert_close(p["txt"], factor * single["txt"][sl])
-    scale = torch.stack([p["scale"] for p in per_rank]).mean()
-    torch.testing.assert_close(scale, single["scale"])
+    for key in ("scale", "bias"):  # 0-dim parameters: DDP averages their gradients
+        torch.testing.assert_close(torch.stack([p[key] for p in per_rank]).mean(), single[key])

@@ -118,6 +118,19 @@ def test_bad_arguments_raise() -> None:
     for kw in ({"contrastive": "angle"}, {"entail_weight": 0.1}, {"centroid_weight": 0.1}):
         with pytest.raises(ValueError, match="origin"):
             Objective("sphere", **kw)
+    with pytest.raises(ValueError, match="siglip_exchange.*'siglip'"):
+        Objective("sphere", "infonce", siglip_exchange="ring")
+    with pytest.raises(ValueError, match="gather_with_grad"):
+        Objective("sphere", "siglip", siglip_exchange="ring", gather_with_grad=False)
+    with pytest.raises(ValueError, match="allowed: gather, ring"):
+        Objective("sphere", "siglip", siglip_exchange="bidir")
+
+
+def test_ring_exchange_is_the_siglip_loss_on_one_process() -> None:
+    img, txt = _batch()
+    ring = Objective("euclidean", "siglip", "neg_sqdist", siglip_exchange="ring")
+    plain = Objective("euclidean", "siglip", "neg_sqdist")
+    torch.testing.assert_close(ring(img, txt)["loss"], plain(img, txt)["loss"])
 
 
 def test_bf16_autocast_float32_terms() -> None:
