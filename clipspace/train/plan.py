@@ -16,7 +16,8 @@ Per GPU, for global batch B over W processes (b = B / W samples each):
   block's activations live at a time during backward: per_sample - sum(blocks) + sum(block
   inputs) + max(block).
 * contrastive logits: per_pair x b x B (local rows against the gathered columns); with a
-  chunked loss (``loss.chunk_size`` = c) per_pair x c x B.
+  chunked loss (``loss.chunk_size`` = c) per_pair x c x B; SigLIP's ring exchange
+  (``loss.siglip_exchange=ring``) scores one rank's b texts at a time: B becomes b.
 
 What it leaves out: allocator fragmentation, CUDA context (~0.5-1 GB), communication buckets
 (DDP: ~25 MB per bucket), temporary buffers of the backward pass. Treat the total as a lower
@@ -71,6 +72,7 @@ class MemoryPlan:
     precision: str
     activations: ActivationProfile
     chunk_size: int = 0
+    ring: bool = False
 
     @property
     def per_gpu_batch(self) -> int:
@@ -84,7 +86,8 @@ class MemoryPlan:
 
     def logit_bytes(self) -> int:
         rows = min(self.chunk_size, self.per_gpu_batch) if self.chunk_size else self.per_gpu_batch
-        return self.activations.per_pair * rows * self.global_batch
+        cols = self.per_gpu_batch if self.ring else self.global_batch
+        return self.activations.per_pair * rows * cols
 
     def rows(self) -> list[tuple[str, int]]:
         """(label, bytes) of each part and the totals without and with checkpointing."""
@@ -216,7 +219,8 @@ def plan_memory(cfg: Config, world_size: int = 1, parallel: str = "ddp") -> Memo
     return MemoryPlan(params=count_params(model), world_size=world_size, parallel=parallel,
                       global_batch=cfg.data.batch_size, precision=precision,
                       activations=profile_activations(model, cfg, precision),
-                      chunk_size=cfg.loss.chunk_size)
+                      chunk_size=cfg.loss.chunk_size,
+                      ring=cfg.loss.siglip_exchange == "ring")
 
 
 __all__ = ["ActivationProfile", "MemoryPlan", "PARALLEL", "count_params", "human",

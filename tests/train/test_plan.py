@@ -60,6 +60,18 @@ def test_fsdp_shards_the_state_and_checkpointing_saves_memory() -> None:
     assert ddp.logit_bytes() == act.per_pair * 64 * 256
 
 
+def test_chunks_and_the_ring_shrink_the_logits() -> None:
+    """Chunked rows: chunk x B; SigLIP's ring exchange: b x b (one rank's texts at a time)."""
+    base = {**VIT, "data.batch_size": 256, "loss.contrastive": "siglip"}
+    plain = plan_memory(resolve("clip", overrides=base), 4)
+    chunked = plan_memory(resolve("clip", overrides={**base, "loss.chunk_size": 16}), 4)
+    ring = plan_memory(resolve("clip", overrides={**base, "loss.siglip_exchange": "ring"}), 4)
+    per_pair = plain.activations.per_pair
+    assert plain.logit_bytes() == per_pair * 64 * 256
+    assert chunked.logit_bytes() == per_pair * 16 * 256
+    assert ring.logit_bytes() == per_pair * 64 * 64
+
+
 def test_blocks_are_the_transformer_blocks() -> None:
     model = create_model(resolve("clip", overrides=VIT))
     cfg = resolve("clip", overrides=VIT)
