@@ -43,6 +43,8 @@ STATE_NAME = "state.pt"
 CONFIG_NAME = "config.json"
 TOKENIZER_NAME = "tokenizer.json"
 SHARDED_NAME = "sharded"
+#: weights-file header mark: the file holds only what is not the model's base (adapted models)
+PARTIAL_KEY = "partial"
 #: the file torch.distributed.checkpoint writes last into a complete sharded directory
 _DCP_METADATA = ".metadata"
 _STEP_RE = re.compile(r"^step_(\d+)$")
@@ -171,24 +173,36 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def write_weights(module: nn.Module, path: str | Path) -> Path:
     """Write ``module``'s parameters and buffers as safetensors, atomically, with the module's
-    ``weights_metadata()`` (if it defines one) stored in the file header."""
-    from safetensors.torch import save_model
+    ``weights_metadata()`` (if it defines one) stored in the file header. A module whose
+    ``checkpoint_state()`` returns a dict (a model adapted from a base: only what is not the
+    base's) is written as that dict, marked ``partial`` in the header."""
+    from safetensors.torch import save_file, save_model
 
     meta_fn = getattr(module, "weights_metadata", None)
     meta = {str(k): str(v) for k, v in (meta_fn() if callable(meta_fn) else {}).items()}
+    state_fn = getattr(module, "checkpoint_state", None)
+    state = state_fn() if callable(state_fn) else None
     path = Path(path)
-    atomic_save(path, lambda tmp: save_model(module, str(tmp), metadata=meta or None))
+    if state is None:
+        atomic_save(path, lambda tmp: save_model(module, str(tmp), metadata=meta or None))
+    else:
+        tensors = {k: v.detach().contiguous() for k, v in state.items()}
+        meta[PARTIAL_KEY] = "1"
+        atomic_save(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     return path
 
 
 def load_weights(module: nn.Module, path: str | Path) -> dict[str, str]:
     """Load a safetensors file (or a directory holding ``model.safetensors``) into ``module``
-    strictly; a mismatch names the file and the offending keys. Returns the file's metadata."""
+    strictly; a mismatch names the file and the offending keys. A ``partial`` file (header
+    mark of ``write_weights``) may leave out exactly the frozen parameters (``requires_grad``
+    False), which the module already holds from its base. Returns the file's metadata."""
     from safetensors.torch import load_model
 
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS_NAME
+    meta = read_metadata(path)
     try:
         missing, unexpected = load_model(module, str(path), strict=False)
     except RuntimeError as err:  # shape mismatch
@@ -199,12 +213,15 @@ def load_weights(module: nn.Module, path: str | Path) -> dict[str, str]:
     except (OSError, ValueError, SafetensorError) as err:  # truncated / not safetensors
         raise ClipspaceError(f"{path}: corrupt or truncated weights file "
                              f"({type(err).__name__}: {err})") from None
+    if meta.get(PARTIAL_KEY) == "1":
+        frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
+        missing = [k for k in missing if k not in frozen]
     if missing or unexpected:
         raise ClipspaceError(
             f"weights in {path} do not fit the configured model (missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]})"
         )
-    return read_metadata(path)
+    return meta
 
 
 # ---- training checkpoints ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from clipspace.config.presets import (
     named_overrides,
 )
 from clipspace.config.schema import (
+    AdaptConfig,
     Config,
     ConfigError,
     DataConfig,
@@ -52,6 +53,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "AdaptConfig",
     "FinetuneConfig",
     "GeometryConfig",
     "ImageTowerConfig",

@@ -195,6 +195,22 @@ class FinetuneConfig:
 
 
 @dataclass
+class AdaptConfig:
+    """A pretrained model moved into this config's geometry (``clipspace finetune geometry``;
+    docs/adapt.md): its towers and projections, the geometry / loss sections of this config."""
+
+    base: str = ""  # pretrained model: a clipspace run / checkpoint or a transformers directory
+    lora_r: int = 0  # rank of the LoRA adapters (peft); 0 = none
+    lora_alpha: float = 16.0  # adapter output scaled by lora_alpha / lora_r
+    lora_dropout: float = 0.0
+    # comma-separated module names or name suffixes; "" = every linear layer of the attention and
+    # MLP of both towers' transformer blocks (every conv of a ConvNet tower)
+    lora_targets: str = ""
+    unlock: str = ""  # "" | image | text | both: these towers train in full
+    lock_layers: int = 0  # with unlock: embeddings and the first N blocks of those towers frozen
+
+
+@dataclass
 class Config:
     preset: str = "clip"
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
@@ -204,3 +220,4 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)

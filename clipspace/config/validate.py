@@ -38,6 +38,7 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "run.device": ("auto", "cpu", "cuda"),
     "run.precision": ("auto", "fp32", "bf16"),
     "run.parallel": ("ddp", "fsdp"),
+    "adapt.unlock": ("", "image", "text", "both"),
 }
 
 
@@ -163,6 +164,10 @@ RANGES: dict[str, Range] = {
     "finetune.ec_min_radius": NON_NEGATIVE,
     "finetune.ec_margin": NON_NEGATIVE,
     "finetune.epochs": AT_LEAST_ONE,
+    "adapt.lora_r": NON_NEGATIVE,
+    "adapt.lora_alpha": POSITIVE,
+    "adapt.lora_dropout": BETA,
+    "adapt.lock_layers": NON_NEGATIVE,
 }
 
 

@@ -18,7 +18,7 @@ Use ``set_loader_epoch(loader, epoch, start_index)`` to also tell the dataset (c
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -146,12 +146,14 @@ def build_dataset(
     seed: int = 0,
     rank: int | None = None,
     world_size: int | None = None,
+    transform: Callable[[Any], Any] | None = None,
 ) -> Dataset:
     """The dataset of ``spec`` for ``split`` ("train" | "test" | "val"; MAD maps "val" to
     "test"). ``image_size`` (or ``cfg.image_size``) sets the non-MAD transforms' size; MAD images
     are 28x28 and are resized only when a different size is asked for. ``seed`` fixes MAD captions
     and WebDataset shard order; ``rank``/``world_size`` shard WebDataset (default: from
-    torch.distributed).
+    torch.distributed). ``transform`` (PIL image -> tensor; a pretrained model's own
+    preprocessing) replaces the default image transform of every scheme.
     """
     scheme, path = parse_spec(spec, _key(split))
     size = image_size or cfg.image_size or 0
@@ -160,8 +162,7 @@ def build_dataset(
         from clipspace.data import mad_schema
         from clipspace.data.mad import MADDataset
 
-        transform = None
-        if size and size != 28:
+        if transform is None and size and size != 28:
             from clipspace.data.transforms import image_transform
 
             transform = image_transform(size, mad_schema.MEAN, mad_schema.STD, resize_mode="squash")
@@ -178,7 +179,7 @@ def build_dataset(
         )
     from clipspace.data.transforms import image_transform
 
-    transform = image_transform(size or DEFAULT_IMAGE_SIZE, train=train)
+    transform = transform or image_transform(size or DEFAULT_IMAGE_SIZE, train=train)
     if scheme == "csv":
         from clipspace.data.csv_dataset import CsvDataset
 
@@ -225,6 +226,7 @@ def build_loader(
     seed: int = 0,
     drop_last: bool = True,
     image_size: int | None = None,
+    transform: Callable[[Any], Any] | None = None,
 ) -> DataLoader:
     """A DataLoader of collated batches (``Collate(tokenizer)``), ``cfg.batch_size`` per rank.
 
@@ -234,7 +236,8 @@ def build_loader(
     if isinstance(spec, Dataset):
         ds = spec
     else:
-        ds = build_dataset(spec, cfg, split, image_size, seed, rank=rank, world_size=world_size)
+        ds = build_dataset(spec, cfg, split, image_size, seed, rank=rank, world_size=world_size,
+                           transform=transform)
         if split == "train":  # data.caption_fraction: training captions only
             ds = with_caption_fraction(ds, cfg, seed)
     workers = int(cfg.workers)

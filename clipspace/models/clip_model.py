@@ -16,7 +16,7 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
-from clipspace.config import Config
+from clipspace.config import Config, GeometryConfig, LossConfig
 from clipspace.geometry import get_geometry, lorentz
 from clipspace.geometry.scalars import Curvature, PointMap
 from clipspace.losses.objective import Objective
@@ -61,7 +61,6 @@ class ClipModel(nn.Module):
         cfg = copy.deepcopy(config)
         self.config = cfg
         g, lc, mc = cfg.geometry, cfg.loss, cfg.model
-        self.geometry = get_geometry(g.name)
         self.embed_dim = mc.embed_dim
         self.image_size = mc.image.image_size
         self.context_length = mc.text.context_length
@@ -81,18 +80,27 @@ class ClipModel(nn.Module):
                 shift = torch.randn(mc.embed_dim)
                 self.text_proj.bias.copy_(shift * (mc.init_text_shift / shift.norm()))
 
+        self.set_geometry(g, lc)
+        if mc.grad_checkpointing:
+            self.set_grad_checkpointing(True)
+
+    def set_geometry(self, g: GeometryConfig, lc: LossConfig) -> None:
+        """(Re)build what lies past the projections from config sections: the geometry, the
+        curvature, the two point maps (scale, exp_map0) and the objective, at their initial
+        values; the towers and projections are kept. ``clipspace finetune geometry`` moves a
+        pretrained model into another geometry with it (``models.adapt``)."""
+        self.config.geometry, self.config.loss = copy.deepcopy(g), copy.deepcopy(lc)
+        self.geometry = get_geometry(g.name)
         self.curvature = Curvature(
             g.curv,
             learnable=g.learn_curv and uses_curvature(self.geometry),
             min=g.curv_min,
             max=g.curv_max,
         )
-        self.image_map = PointMap(self.geometry, mc.embed_dim, g.embed_scale, g.learn_alpha)
-        self.text_map = PointMap(self.geometry, mc.embed_dim, g.embed_scale, g.learn_alpha)
+        self.image_map = PointMap(self.geometry, self.embed_dim, g.embed_scale, g.learn_alpha)
+        self.text_map = PointMap(self.geometry, self.embed_dim, g.embed_scale, g.learn_alpha)
         # LossConfig's fields are Objective's keyword arguments, one to one
         self.objective = Objective(self.geometry, **dataclasses.asdict(lc))
-        if mc.grad_checkpointing:
-            self.set_grad_checkpointing(True)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Activation checkpointing per transformer block in both towers (``model.
@@ -193,6 +201,17 @@ class ClipModel(nn.Module):
             if p.requires_grad
             and (p.ndim < 2 or any(part in EMBEDDING_TABLES for part in name.split(".")))
         }
+
+    def checkpoint_state(self) -> dict[str, Tensor] | None:
+        """What a checkpoint of this model holds, when not the whole state: a model adapted from
+        a base (``config.adapt.base``, ``models.adapt``) leaves out the frozen tower parameters,
+        which are the base's (its adapters, unlocked blocks, projections, geometry scalars and
+        buffers stay). None: the whole state."""
+        if not self.config.adapt.base:
+            return None
+        frozen = {f"{t}.{n}" for t in ("visual", "text")
+                  for n, p in getattr(self, t).named_parameters() if not p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k not in frozen}
 
     def weights_metadata(self) -> dict[str, str]:
         """Stored in every weights file's header: the text tower's pooling ids."""

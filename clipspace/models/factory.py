@@ -27,7 +27,9 @@ from clipspace.config import (
 )
 from clipspace.data.tokenizer import get_tokenizer
 from clipspace.errors import ClipspaceError
+from clipspace.io import atomic_dir
 from clipspace.models import hf_clip, hf_siglip
+from clipspace.models.adapt import adapt_model, has_lora, merge_lora
 from clipspace.models.clip_model import DEFAULT_EOT_ID, DEFAULT_PAD_ID, ClipModel
 
 _UNSET: Any = object()
@@ -115,8 +117,11 @@ def create_model(
     if not pretrained and isinstance(config, Config) and config.model.pretrained:
         pretrained = config.model.pretrained
     if not pretrained:
+        cfg = config_from(config, overrides)
+        if cfg.adapt.base:
+            return adapted_model(cfg)
         e, p = _pooling_ids({}, eot_id, pad_id)
-        return ClipModel(config_from(config, overrides), eot_id=e, pad_id=p)
+        return ClipModel(cfg, eot_id=e, pad_id=p)
     path = Path(pretrained).expanduser()
     for matcher, loader in PRETRAINED_LOADERS:
         if matcher(path):
@@ -130,8 +135,12 @@ def create_model(
         cfg = config_from(files.config.as_posix(), overrides)
     else:
         cfg = config_from(config, overrides)
-    e, p = _pooling_ids(ckpt.read_metadata(files.weights), eot_id, pad_id)
-    model = ClipModel(cfg, eot_id=e, pad_id=p)
+    if cfg.adapt.base:  # a base moved into a geometry: the base, then this run's part of it
+        folder = files.config.parent if files.config is not None else files.weights.parent
+        model = adapted_model(cfg, relative_to=folder)
+    else:
+        e, p = _pooling_ids(ckpt.read_metadata(files.weights), eot_id, pad_id)
+        model = ClipModel(cfg, eot_id=e, pad_id=p)
     ckpt.load_weights(model, files.weights)
     model.config.model.pretrained = str(files.weights)
     return model
@@ -154,6 +163,45 @@ def load_model_and_tokenizer(source: str | Path) -> tuple[ClipModel, Any]:
     return model, tok
 
 
+# --- a pretrained model moved into another geometry (models.adapt) -----------------------------
+
+
+def base_path(cfg: Config, relative_to: Path | None = None) -> Path:
+    """``adapt.base`` as a path; a relative one is taken from ``relative_to`` (the folder of
+    the config.json that names it: an export keeps its base beside it) when given."""
+    path = Path(cfg.adapt.base).expanduser()
+    if not path.is_absolute() and relative_to is not None:
+        path = relative_to / path
+    return path
+
+
+def adapted_model(cfg: Config, relative_to: Path | None = None) -> ClipModel:
+    """The base of ``cfg.adapt.base`` (with its tokenizer) in ``cfg``'s geometry, with
+    ``cfg.adapt``'s adapters or unlocked towers (``models.adapt.adapt_model``)."""
+    path = base_path(cfg, relative_to)
+    base, tokenizer = load_model_and_tokenizer(path)
+    if has_lora(base):
+        raise ConfigError(f"config key 'adapt.base' = {str(path)!r} still has LoRA adapters: "
+                          "merge them first (clipspace export RUN --merge --out DIR)")
+    model = adapt_model(base, cfg)
+    if getattr(model, "tokenizer", None) is None:
+        model.tokenizer = tokenizer
+    return model
+
+
+def with_base_model_section(cfg: Config) -> Config:
+    """``cfg`` with the base's model section and the base as an absolute path: the config an
+    adaptation run saves describes the model it trains (its towers are the base's)."""
+    out = copy.deepcopy(cfg)
+    path = base_path(cfg).resolve()
+    if not path.exists():
+        raise ConfigError(f"config key 'adapt.base': {str(path)!r} does not exist")
+    out.model = copy.deepcopy(create_model(pretrained=str(path)).config.model)
+    out.model.pretrained = ""
+    out.adapt.base = str(path)
+    return out
+
+
 # --- saving ---------------------------------------------------------------------------------------
 
 
@@ -169,6 +217,44 @@ def save_pretrained(model: ClipModel, directory: str | Path) -> Path:
     ckpt.write_weights(model, directory / ckpt.WEIGHTS_NAME)
     save(model.config, directory / ckpt.CONFIG_NAME)
     return directory
+
+
+#: where a merged export keeps a transformers base, relative to its config.json
+MERGED_HF = "hf"
+
+
+def export_merged(source: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """A stand-alone copy of an adapted run (``clipspace export RUN --merge --out DIR``): the
+    LoRA adapters folded into their layers (``models.adapt.merge_lora``), written atomically.
+
+    * clipspace towers: ``model.safetensors`` (every weight), ``config.json`` (no base) and
+      ``tokenizer.json``: a plain clipspace model in the new geometry;
+    * transformers towers: ``DIR/hf``, a transformers directory with the merged towers and
+      projections (tokenizer and preprocessor files copied) that transformers loads by itself
+      (a faithful CLIP for sphere presets; for the other geometries it holds the towers only),
+      plus ``config.json`` naming ``hf`` as its base and ``model.safetensors`` with the rest
+      (projections, geometry parameters), which ``create_model(pretrained=DIR)`` reads back.
+    """
+    model, tokenizer = load_model_and_tokenizer(source)
+    if not model.config.adapt.base:
+        raise ClipspaceError(f"{source}: not an adapted run (its config has no adapt.base); "
+                             "--merge is for `clipspace finetune geometry` runs")
+    merge_lora(model)
+    model.config.adapt.lora_r = 0
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise ClipspaceError(f"{out} already exists (pass --overwrite to replace it)")
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        if isinstance(model, hf_clip.HFModel):
+            hf_clip.save_hf(model, tmp / MERGED_HF)
+            model.config.adapt.base = MERGED_HF
+            model.config.adapt.unlock, model.config.adapt.lock_layers = "", 0
+        else:
+            model.config.adapt.base = ""
+            if tokenizer is not None:
+                tokenizer.save(tmp / ckpt.TOKENIZER_NAME)
+        save_pretrained(model, tmp)
+    return out
 
 
 def describe(model: ClipModel) -> dict[str, Any]:
@@ -187,11 +273,15 @@ def describe(model: ClipModel) -> dict[str, Any]:
 
 __all__ = [
     "PRETRAINED_LOADERS",
+    "adapted_model",
+    "base_path",
     "config_from",
     "create_model",
     "describe",
+    "export_merged",
     "load_model_and_tokenizer",
     "register_pretrained_loader",
     "save_pretrained",
     "save_weights",
+    "with_base_model_section",
 ]

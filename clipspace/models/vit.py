@@ -57,8 +57,13 @@ class Attention(nn.Module):
         b, n, c = x.shape
         h, d = self.heads, c // self.heads
         rows = torch.arange(b, device=x.device)
-        q = F.linear(x[rows, index], self.qkv.weight[:c], self.qkv.bias[:c]).view(b, h, 1, d)
-        kv = F.linear(x, self.qkv.weight[c:], self.qkv.bias[c:])
+        if type(self.qkv) is nn.Linear:  # slice the weight: q of one token, k and v of all
+            q = F.linear(x[rows, index], self.qkv.weight[:c], self.qkv.bias[:c])
+            kv = F.linear(x, self.qkv.weight[c:], self.qkv.bias[c:])
+        else:  # a wrapped layer (LoRA adapters, models.adapt) runs as a module
+            qkv = self.qkv(x)
+            q, kv = qkv[rows, index, :c], qkv[..., c:]
+        q = q.view(b, h, 1, d)
         k, v = kv.view(b, n, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
         mask = None
         if self.causal:

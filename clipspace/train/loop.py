@@ -29,6 +29,7 @@ from clipspace.data.build import build_dataset, build_loader, resolve_tokenizer,
 from clipspace.errors import DataError
 from clipspace.eval.evaluate import parse_suites
 from clipspace.models import create_model
+from clipspace.models.factory import with_base_model_section
 from clipspace.train import fsdp
 from clipspace.train.accumulation import accumulated_step
 from clipspace.train.distributed import (
@@ -136,13 +137,14 @@ def validation_hooks(cfg: Config, model: nn.Module, tokenizer: Any, device: torc
                                      autocast)]
     suites = parse_suites(cfg.run.eval_suites)
     if cfg.run.eval_every > 0 and suites:
-        val = build_dataset(cfg.data.val, cfg.data, "val", image_size=loader_args["image_size"])
+        val = build_dataset(cfg.data.val, cfg.data, "val", image_size=loader_args["image_size"],
+                            transform=loader_args["transform"])
         hooks.append(EvalHook(val, tokenizer, suites, device, cfg.run.eval_samples))
     return hooks
 
 
-def analysis_hook(cfg: Config, tokenizer: Any, device: torch.device,
-                  image_size: int | None) -> AnalysisHook | None:
+def analysis_hook(cfg: Config, tokenizer: Any, device: torch.device, image_size: int | None,
+                  transform: Callable[[Any], Any] | None = None) -> AnalysisHook | None:
     """``run.analysis_every``: the ``AnalysisHook`` on ``run.analysis_samples`` pairs of the
     validation split (``data.val``), else of the training data (full captions, no
     ``data.caption_fraction``), read once before training without touching any RNG."""
@@ -151,7 +153,8 @@ def analysis_hook(cfg: Config, tokenizer: Any, device: torch.device,
     spec, split = (cfg.data.val, "val") if cfg.data.val else (cfg.data.train, "train")
     rng = capture_rng()
     try:
-        dataset = build_dataset(spec, cfg.data, split, image_size=image_size, seed=cfg.run.seed)
+        dataset = build_dataset(spec, cfg.data, split, image_size=image_size, seed=cfg.run.seed,
+                                transform=transform)
         pairs = analysis_pairs(dataset, tokenizer, cfg.run.analysis_samples)
     finally:
         restore_rng(rng)
@@ -173,6 +176,11 @@ def train(
     """
     C.validate(config)
     cfg = C.from_dict(C.to_dict(config))  # private copy
+    if cfg.adapt.base:  # a pretrained model moved into cfg's geometry (models.adapt)
+        if cfg.run.parallel == fsdp.FSDP:
+            raise ConfigError("config keys 'adapt.base' and 'run.parallel' = 'fsdp': adapting a "
+                              "pretrained model runs under ddp only")
+        cfg = with_base_model_section(cfg)
     device = pick_device(cfg)
     check_batch(cfg, env_world_size())
     info = init_distributed(device, cfg.run.dist_timeout)
@@ -204,18 +212,22 @@ def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
     # everything that can fail on bad input happens before the first step
     seed_everything(cfg.run.seed)
     model = build_model(cfg, device, info)
-    tokenizer = resolve_tokenizer(cfg.data, getattr(model, "context_length", None))
+    # a pretrained model reads text with its own tokenizer and images with its preprocessing
+    tokenizer = getattr(model, "tokenizer", None) or resolve_tokenizer(
+        cfg.data, getattr(model, "context_length", None))
     loader_args = {
         "cfg": dataclasses.replace(cfg.data, batch_size=per_rank), "tokenizer": tokenizer,
         "rank": info.rank, "world_size": info.world_size, "seed": cfg.run.seed,
         # real images are resized to the tower's input unless data.image_size says otherwise
         "image_size": cfg.data.image_size or getattr(model, "image_size", None),
+        "transform": getattr(model, "preprocess", None),
     }
     loader = build_loader(cfg.data.train, split="train", shuffle=True, **loader_args)
     hooks = validation_hooks(cfg, model, tokenizer, device, autocast, loader_args) + hooks
     if cfg.run.eval_every > 0 and not hooks:
         raise ConfigError("config key 'run.eval_every' needs 'data.val' (--val-data) to evaluate")
-    analysis = analysis_hook(cfg, tokenizer, device, loader_args["image_size"])
+    analysis = analysis_hook(cfg, tokenizer, device, loader_args["image_size"],
+                             loader_args["transform"])
     hooks += [analysis] if analysis is not None else []
     if getattr(loader.batch_sampler, "batches_per_epoch", None) == 0:
         raise DataError(
