@@ -178,5 +178,16 @@ def trainable_count(model: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-__all__ = ["adapt_model", "add_lora", "default_lora_targets", "has_lora", "lora_targets",
-           "merge_lora", "tower_blocks", "trainable_count", "unlock_towers"]
+def adaptation_summary(model: ClipModel) -> str:
+    """One line: base, geometry, what trains and the trainable share of the parameters."""
+    a = model.config.adapt
+    how = (f"LoRA r={a.lora_r} alpha={a.lora_alpha:g}" if a.lora_r else
+           f"unlocked {a.unlock} (first {a.lock_layers} blocks locked)" if a.unlock else
+           "projections and geometry only")
+    n, total = trainable_count(model)
+    return (f"adapting {a.base} into {model.config.geometry.name} ({how}): {n:,} of {total:,} "
+            f"parameters train ({100 * n / max(total, 1):.2f} %)")
+
+
+__all__ = ["adapt_model", "adaptation_summary", "add_lora", "default_lora_targets", "has_lora",
+           "lora_targets", "merge_lora", "tower_blocks", "trainable_count", "unlock_towers"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from clipspace.data.build import build_dataset, build_loader, resolve_tokenizer,
 from clipspace.errors import DataError
 from clipspace.eval.evaluate import parse_suites
 from clipspace.models import create_model
+from clipspace.models.adapt import adaptation_summary
 from clipspace.models.factory import with_base_model_section
 from clipspace.train import fsdp
 from clipspace.train.accumulation import accumulated_step
@@ -212,6 +214,8 @@ def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
     # everything that can fail on bad input happens before the first step
     seed_everything(cfg.run.seed)
     model = build_model(cfg, device, info)
+    if cfg.adapt.base and info.is_main:
+        print(adaptation_summary(model), file=sys.stderr)
     # a pretrained model reads text with its own tokenizer and images with its preprocessing
     tokenizer = getattr(model, "tokenizer", None) or resolve_tokenizer(
         cfg.data, getattr(model, "context_length", None))
