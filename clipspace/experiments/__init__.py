@@ -6,6 +6,7 @@ recipe and ``evaluate_run`` (one embedding pass per run: suites, analysis, figur
 module registers it, so every experiment module is imported here.
 """
 
+from clipspace.experiments.adapt import reproduce_adapt  # noqa: F401
 from clipspace.experiments.close_gap import reproduce_close_gap  # noqa: F401
 from clipspace.experiments.common import FULL, QUICK, Budget, evaluate_run
 from clipspace.experiments.curvature import reproduce_curvature  # noqa: F401
