@@ -76,3 +76,25 @@ def test_two_process_gloo_matches_one_process(preset: str, accum: int, tiny_mad:
     w2 = load_file(str(tmp_path / "ddp" / "checkpoints" / f"step_{steps}" / "model.safetensors"))
     for name in w1:
         torch.testing.assert_close(w2[name], w1[name], atol=1e-5, rtol=0, msg=name)
+
+
+def test_two_process_lora_adaptation_matches_one_process(tiny_mad: Path, tmp_path: Path) -> None:
+    """A pretrained clip moved into meru with LoRA (models.adapt) under DDP: frozen base
+    parameters stay out of the reducer; the trained part agrees with one process."""
+    pytest.importorskip("peft")
+    from clipspace.train import train
+    from tests.helpers.runs import tiny_run
+
+    base = tiny_run(tmp_path / "base", tiny_mad, "clip")
+    over = {"optim__steps": 4, "adapt__base": str(base), "adapt__lora_r": 4}
+    train(tiny_config("meru", tiny_mad, tmp_path, name="single", **over))
+    ddp = tiny_config("meru", tiny_mad, tmp_path, name="ddp", **over)
+    mp.spawn(_worker, args=(2, _free_port(), C.to_dict(ddp)), nprocs=2, join=True)
+    one = [r["loss"] for r in read_metrics(tmp_path / "single") if "loss" in r]
+    two = [r["loss"] for r in read_metrics(tmp_path / "ddp") if "loss" in r]
+    assert len(one) == 4 and max(abs(a - b) for a, b in zip(one, two, strict=True)) < 1e-5
+    w1 = load_file(str(tmp_path / "single" / "checkpoints" / "step_4" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "ddp" / "checkpoints" / "step_4" / "model.safetensors"))
+    assert w1.keys() == w2.keys() and any(".lora_B." in k for k in w1)
+    for name in w1:
+        torch.testing.assert_close(w2[name], w1[name], atol=1e-5, rtol=0, msg=name)
