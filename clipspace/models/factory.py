@@ -179,6 +179,10 @@ def adapted_model(cfg: Config, relative_to: Path | None = None) -> ClipModel:
     """The base of ``cfg.adapt.base`` (with its tokenizer) in ``cfg``'s geometry, with
     ``cfg.adapt``'s adapters or unlocked towers (``models.adapt.adapt_model``)."""
     path = base_path(cfg, relative_to)
+    if not path.exists():
+        raise ClipspaceError(f"config key 'adapt.base': the base model {str(path)!r} is gone; "
+                             "an adapted run stores only its own part (merge it with "
+                             "`clipspace export RUN --merge` to keep a stand-alone copy)")
     base, tokenizer = load_model_and_tokenizer(path)
     if has_lora(base):
         raise ConfigError(f"config key 'adapt.base' = {str(path)!r} still has LoRA adapters: "

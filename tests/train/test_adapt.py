@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
+from clipspace import config as C
 from clipspace.cli import main
+from clipspace.config import ConfigError
+from clipspace.errors import ClipspaceError
 from clipspace.models import create_model, load_model_and_tokenizer
 from clipspace.train import train
 from tests.helpers.configs import tiny_config
@@ -115,6 +118,25 @@ def test_cli_adapt_merge_and_retention(
     torch.testing.assert_close(torch.nn.functional.normalize(feats, dim=-1), adapted[0],
                                atol=1e-5, rtol=1e-5)
     assert main(["export", str(run), "--merge", "--out", str(out)]) == 2  # no overwrite
+
+
+def test_missing_base_and_fsdp_are_named(tiny_mad: Path, finetune_hf_clip: Path,
+                                         tmp_path: Path) -> None:
+    cfg = _config(tiny_mad, tmp_path, finetune_hf_clip, "fsdp", **{"run.parallel": "fsdp"})
+    with pytest.raises(ConfigError, match="run.parallel"):
+        train(cfg)
+    cfg = _config(tiny_mad, tmp_path, tmp_path / "nowhere", "gone")
+    with pytest.raises(ConfigError, match="adapt.base"):
+        train(cfg)
+    # a finished adaptation whose base was deleted: loading it names the key
+    run = tmp_path / "copy"
+    step = run / "checkpoints" / "step_1"
+    step.mkdir(parents=True)
+    saved = C.to_dict(_config(tiny_mad, tmp_path, tmp_path / "nowhere", "x"))
+    (run / "config.json").write_text(json.dumps(saved))
+    save_file({"x": torch.zeros(1)}, str(step / "model.safetensors"))
+    with pytest.raises(ClipspaceError, match="adapt.base.*gone"):
+        create_model(pretrained=str(run))
 
 
 @pytest.mark.parametrize("extra,needle", [
