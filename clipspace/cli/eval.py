@@ -14,6 +14,7 @@ from clipspace.eval import (
     load_saved_embeddings,
     save_embeddings,
 )
+from clipspace.eval.class_tree import load_class_tree
 from clipspace.eval.zeroshot import ENSEMBLES
 
 
@@ -32,6 +33,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                    help="average the prompts before the final map (prototype), average each "
                    "prompt's score (score), or the one that suits the model's scoring rule "
                    "(auto: score for angle-scored ATMG, else prototype); reported in the JSON")
+    p.add_argument("--class-tree", default=None, metavar="FILE",
+                   help="class tree (JSON {child: parent}, or a .txt of 'parent child' lines) "
+                   "for hierarchical metrics of the zero-shot predictions (adds the class_tree "
+                   "suite: tree-induced error, LCA depth, mistake severity, hierarchical P/R)")
     p.add_argument("--save-embeddings", default=None, metavar="FILE",
                    help="also write the embeddings + labels (.npz/.pt/.safetensors) for analyze")
     p.add_argument("--out", default=None, help="write the results JSON here (atomically)")
@@ -39,6 +44,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    tree = load_class_tree(args.class_tree) if args.class_tree else None  # before embedding
     model, dataset, tok = load_for_embedding(args)
     if args.embeddings:
         emb, _ = load_saved_embeddings(args.embeddings, dataset)
@@ -49,7 +55,7 @@ def run_eval(args: argparse.Namespace) -> int:
                    batch_size=args.batch_size, device=args.device,
                    progress=not args.no_progress, image_dir=args.image_dir,
                    hierarchy_root=args.hierarchy_root, zeroshot_ensemble=args.zeroshot_ensemble,
-                   embeddings=emb)
+                   embeddings=emb, class_tree=tree)
     res["model"] = str(args.model)
     if args.save_embeddings:
         meta = {**embedding_meta(model, args.data, args.split), "model": str(args.model)}

@@ -1,7 +1,8 @@
 """``build_dataset`` / ``build_loader``: data spec strings -> Dataset / DataLoader.
 
 Specs: ``mad:DIR`` (MADDataset), ``csv:FILE`` (CsvDataset), ``wds:PATTERN`` (WebDataset shards),
-``hierarcaps:FILE`` (HierarCaps test CSV with its images). Readers other than MAD are imported
+``hierarcaps:FILE`` (HierarCaps test CSV with its images), ``scenes:DIR`` (MAD scenes with box
+crops, ``MadScenes``, batched by ``SceneCollate``). Readers other than MAD are imported
 lazily; ``wds:`` without the optional ``webdataset`` package is a DataError saying
 ``pip install 'clipspace[wds]'`` (``import_wds``).
 
@@ -28,9 +29,10 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from clipspace.config import ConfigError, DataConfig
 from clipspace.data.caption_fraction import with_caption_fraction
 from clipspace.data.collate import Collate
+from clipspace.data.mad_scenes import MadScenes, SceneCollate, read_scenes_manifest
 from clipspace.errors import DataError
 
-SCHEMES: tuple[str, ...] = ("mad", "csv", "wds", "hierarcaps")
+SCHEMES: tuple[str, ...] = ("mad", "csv", "wds", "hierarcaps", "scenes")
 DEFAULT_IMAGE_SIZE = 224
 
 
@@ -177,6 +179,10 @@ def build_dataset(
             transform=transform,
             max_samples=cfg.max_samples,
         )
+    if scheme == "scenes":  # MAD scenes: scene images and their box crops at the tower's size
+        return MadScenes(path, split="test" if split == "val" else split,
+                         crop_size=size or read_scenes_manifest(path)["image_shape"][0],
+                         image_size=size, max_samples=cfg.max_samples)
     from clipspace.data.transforms import image_transform
 
     transform = transform or image_transform(size or DEFAULT_IMAGE_SIZE, train=train)
@@ -243,7 +249,7 @@ def build_loader(
     workers = int(cfg.workers)
     common: dict[str, Any] = {
         "num_workers": workers,
-        "collate_fn": Collate(tokenizer),
+        "collate_fn": SceneCollate(tokenizer) if isinstance(ds, MadScenes) else Collate(tokenizer),
         "persistent_workers": False,
     }
     if isinstance(ds, IterableDataset):
@@ -275,6 +281,9 @@ def resolve_tokenizer(cfg: DataConfig, context_length: int | None = None):
     if cfg.tokenizer:
         return get_tokenizer(cfg.tokenizer, context_length)
     scheme, path = parse_spec(cfg.train, "data.train")
+    if scheme == "scenes":  # MAD scenes carry MAD's tokenizer at their caption length
+        read_scenes_manifest(path)
+        return get_tokenizer(path, context_length)
     if scheme != "mad":
         raise ConfigError(
             f"data.tokenizer is empty and data.train = {cfg.train!r} has no tokenizer of its own; "

@@ -114,11 +114,13 @@ class MadScenes(Dataset):
     Items: ``{"image": (3, H, W) float, "text": scene caption, "index": scene index,
     "boxes": (K, 4) long (x0, y0, x1, y1), "box_texts": list of K captions, "box_images":
     (K, 3, crop_size, crop_size) float (``crop_boxes``), "box_digit": (K,) long}``. Images are
-    normalised ``(x / 255 - MEAN) / STD`` (MAD's), before cropping.
+    normalised ``(x / 255 - MEAN) / STD`` (MAD's), before cropping. ``image_size`` > 0 resizes
+    the scene itself to that square (as a crop of the whole canvas; boxes stay in canvas
+    pixels), the tower's input size when it is not the canvas.
     """
 
     def __init__(self, root: str | Path, split: str = "train", crop_size: int = 28,
-                 max_samples: int = 0) -> None:
+                 max_samples: int = 0, image_size: int = 0) -> None:
         self.root = Path(root)
         if split not in SPLITS:
             raise DataError(f"MAD-scenes split must be one of {SPLITS}, got {split!r}")
@@ -138,6 +140,7 @@ class MadScenes(Dataset):
         self._read_tables(split, int(max_samples))
         self.split = split
         self.crop_size = int(crop_size)
+        self.image_size = int(image_size)  # 0: the canvas as it is
         self._mean = torch.tensor(S.MEAN, dtype=torch.float32).view(3, 1, 1)
         self._std = torch.tensor(S.STD, dtype=torch.float32).view(3, 1, 1)
 
@@ -190,9 +193,13 @@ class MadScenes(Dataset):
         image = (x - self._mean) / self._std
         boxes = self.boxes(i)
         a, b = self._span[i]
+        crops = crop_boxes(image, boxes, self.crop_size)
+        h, w = image.shape[-2:]
+        if self.image_size and (h, w) != (self.image_size, self.image_size):
+            image = crop_boxes(image, torch.tensor([[0, 0, w, h]]), self.image_size)[0]
         return {"image": image, "text": self.texts[i], "index": int(self.indices[i]),
                 "boxes": boxes, "box_texts": self.box_texts(i),
-                "box_images": crop_boxes(image, boxes, self.crop_size),
+                "box_images": crops,
                 "box_digit": torch.from_numpy(self._digit[a:b].copy())}
 
     def __repr__(self) -> str:

@@ -20,7 +20,9 @@ the same arguments give byte-identical files (no timings in the manifest). Layou
 
 from __future__ import annotations
 
+import copy
 import csv
+import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -28,10 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from clipspace.data import mad_schema as S
 from clipspace.data.captions import CaptionPlan
 from clipspace.data.mad import read_manifest, read_metadata
+from clipspace.data.mad_generate import TOKENIZER_CONTEXT, TOKENIZER_VOCAB, tokenizer_corpus
+from clipspace.data.tokenizer import Tokenizer, get_tokenizer, train_tokenizer
 from clipspace.errors import DataError
 from clipspace.io import atomic_dir
 
@@ -258,6 +263,29 @@ def _chunk_rows(
     return box_rows, scene_rows
 
 
+def _corpus_tokenizer() -> Tokenizer:
+    """MAD's tokenizer trained on its fixed caption corpus (a fresh copy of one cached run)."""
+    return copy.deepcopy(_trained_corpus_tokenizer())
+
+
+@functools.lru_cache(maxsize=1)
+def _trained_corpus_tokenizer() -> Tokenizer:
+    return train_tokenizer(list(tokenizer_corpus()), TOKENIZER_VOCAB, TOKENIZER_CONTEXT)
+
+
+def write_scene_tokenizer(mad: Path, out: Path, captions: list[str]) -> int:
+    """``out/tokenizer.json``: MAD's own tokenizer (the MAD directory's, else the same one trained
+    on MAD's fixed caption corpus; scene captions use MAD's words and "and") with the context
+    length raised to the longest caption (SOT and EOT included), rounded up to a multiple of 8.
+    Returns that context length."""
+    tok = get_tokenizer(mad) if (mad / "tokenizer.json").is_file() else _corpus_tokenizer()
+    longest = max(len(tok.backend.encode(c, add_special_tokens=False).ids) for c in captions) + 2
+    context = max(tok.context_length, 8 * -(-longest // 8))
+    tok.context_length = context
+    tok.save(out / "tokenizer.json")
+    return context
+
+
 def generate_mad_scenes(
     mad: str | Path,
     out: str | Path,
@@ -295,8 +323,6 @@ def generate_mad_scenes(
                             f"(needed by --num-{split} {n})")
     labels = _split_labels(meta, len(images))
     total = sum(counts.values())
-    from tqdm import tqdm
-
     with atomic_dir(out, overwrite=overwrite) as tmp:
         arr = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
                                         shape=(total, cfg.canvas, cfg.canvas, 3))
@@ -325,6 +351,7 @@ def generate_mad_scenes(
         arr.flush()
         del arr
         _write_tables(tmp, box_rows, scene_rows)
+        context = write_scene_tokenizer(mad, tmp, [r[-1] for r in scene_rows + box_rows])
         manifest = {
             "format": FORMAT,
             "version": VERSION,
@@ -337,6 +364,7 @@ def generate_mad_scenes(
             "counts": {**counts, "total": total, "boxes_train": n_boxes["train"],
                        "boxes_test": n_boxes["test"]},
             "image_shape": [cfg.canvas, cfg.canvas, 3],
+            "tokenizer_context_length": context,
             "box_columns": list(BOX_COLUMNS),
             "scene_columns": list(SCENE_COLUMNS),
         }

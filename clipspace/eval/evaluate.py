@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from clipspace.data.embeddings_io import read_arrays, read_texts, save_arrays
 from clipspace.errors import DataError
+from clipspace.eval.class_tree import ClassTree, load_class_tree
 from clipspace.eval.datasets import dataset_tokenizer, has_train_split, load_eval_dataset
 from clipspace.eval.embed import Embeddings, embed
 from clipspace.eval.suites import HIERARCHY_ROOTS, PROBE_KEYS, SUITES, SuiteContext
@@ -86,6 +87,7 @@ def evaluate(
     hierarchy_root: str = "default",
     zeroshot_ensemble: str = "auto",
     embeddings: Embeddings | None = None,
+    class_tree: str | Path | ClassTree | None = None,
 ) -> dict[str, Any]:
     """Run ``suites`` on ``data``; returns ``{"data", "split", "n", <suite>: {...}}``.
 
@@ -95,11 +97,17 @@ def evaluate(
     "", the root of Radial Embedding). ``zeroshot_ensemble``: "prototype" (templates averaged
     before the final map), "score" (scores averaged over templates) or "auto" (the one that suits
     the model's scoring rule, ``eval.zeroshot.default_ensemble``). ``embeddings``: reuse an
-    earlier ``embed`` of this split instead of embedding it. Suites the data cannot support are
-    reported as ``{"skipped": reason}``.
+    earlier ``embed`` of this split instead of embedding it. ``class_tree``: a class tree file
+    (``eval.class_tree.load_class_tree``, read before embedding) or ``ClassTree``; it adds the
+    ``class_tree`` suite (hierarchical metrics of the zero-shot predictions). Suites the data
+    cannot support are reported as ``{"skipped": reason}``.
     """
     names = parse_suites(suites)
     _check_options(hierarchy_root, zeroshot_ensemble)
+    if class_tree is not None and not isinstance(class_tree, ClassTree):
+        class_tree = load_class_tree(class_tree)
+    if class_tree is not None and "class_tree" not in names:
+        names.append("class_tree")
     dataset = embeddings.dataset if embeddings is not None else load_eval_dataset(
         data, model, split, image_dir)
     tok = tokenizer or dataset_tokenizer(dataset, model)
@@ -111,7 +119,7 @@ def evaluate(
         ctx = SuiteContext(
             model=model, emb=emb, tokenizer=tok, device=device, batch_size=batch_size,
             zeroshot_ensemble=zeroshot_ensemble, hierarchy_root=hierarchy_root,
-            probe_keys=probe_keys,
+            probe_keys=probe_keys, class_tree=class_tree,
             train_embeddings=_probe_train(model, data, tok, image_dir, split, {
                 "batch_size": batch_size, "device": device, "max_samples": probe_samples,
                 "progress": progress}),

@@ -18,6 +18,8 @@ from torch.utils.data import Subset
 from clipspace.data.chains import chains_from_labels
 from clipspace.data.hierarcaps import HierarCapsImages
 from clipspace.data.zeroshot import ZeroShotTask, mad_tasks
+from clipspace.errors import DataError
+from clipspace.eval.class_tree import ClassTree, hierarchical_metrics, match_class_names
 from clipspace.eval.consistency import mad_consistency
 from clipspace.eval.datasets import caption_num_attrs, innermost
 from clipspace.eval.embed import Embeddings, encode_texts
@@ -25,7 +27,7 @@ from clipspace.eval.hierarchy import hierarcaps_metrics, hierarchy_radius, speci
 from clipspace.eval.linear_probe import linear_probe
 from clipspace.eval.retrieval import caption_groups, recall_at_k
 from clipspace.eval.traversal import traverse
-from clipspace.eval.zeroshot import default_ensemble, zeroshot_classify
+from clipspace.eval.zeroshot import accuracy, default_ensemble, prompt_scores
 
 PROBE_KEYS: tuple[str, ...] = ("digit", "stroke", "swelling", "fracture", "scale", "colour")
 HIERARCHY_ROOTS: tuple[str, ...] = ("default", "empty")
@@ -34,7 +36,9 @@ HIERARCHY_ROOTS: tuple[str, ...] = ("default", "empty")
 @dataclass
 class SuiteContext:
     """What a suite may use. ``train_embeddings`` embeds the train split on first call (the
-    linear probe's training data; None when the data has no train split)."""
+    linear probe's training data; None when the data has no train split). ``class_tree``: the
+    tree the ``class_tree`` suite scores zero-shot predictions with; ``cache``: results one
+    suite leaves for another (the zero-shot predictions)."""
 
     model: Any
     emb: Embeddings
@@ -45,6 +49,8 @@ class SuiteContext:
     hierarchy_root: str = "default"
     probe_keys: Sequence[str] = PROBE_KEYS
     train_embeddings: Callable[[], Embeddings | None] = field(default=lambda: None)
+    class_tree: ClassTree | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 Suite = Callable[[SuiteContext], dict[str, Any]]
@@ -77,14 +83,60 @@ def zeroshot_suite(ctx: SuiteContext) -> dict[str, Any]:
     for name, task in tasks.items():
         if task.label_key not in emb.labels:
             continue
-        out[name] = zeroshot_classify(
-            ctx.model, emb.image, emb.labels[task.label_key], ctx.tokenizer,
-            task.classnames, task.templates, ctx.device, ensemble=ensemble,
-            prompts=task.prompts(),
-        )
+        scores = _task_scores(ctx, name, task, ensemble)
+        out[name] = accuracy(scores, emb.labels[task.label_key], len(task.classnames))
     if out:
         out["mean_top1"] = float(np.mean([v["top1"] for v in out.values()]))
     out["ensemble"] = ensemble
+    return out
+
+
+def _task_scores(ctx: SuiteContext, name: str, task: ZeroShotTask, ensemble: str) -> Tensor:
+    """(N, C) zero-shot scores of ``task``; their argmax is kept in ``ctx.cache`` for the
+    ``class_tree`` suite."""
+    scores = prompt_scores(ctx.model, ctx.emb.image, ctx.tokenizer, task.prompts(), ctx.device,
+                           ensemble=ensemble)
+    ctx.cache[("zeroshot_pred", name, ensemble)] = scores.argmax(1).numpy()
+    return scores
+
+
+def class_tree_suite(ctx: SuiteContext) -> dict[str, Any]:
+    """Hierarchical metrics (``eval.class_tree.hierarchical_metrics``: tree-induced error, LCA
+    depth and hops, mistake severity, hierarchical P/R/F, Jaccard) of the zero-shot predictions
+    of every task whose classes are all in ``ctx.class_tree`` (by prompt name, else by folder
+    name: WordNet ids for ImageNet). Reuses the ``zeroshot`` suite's predictions when it ran
+    first. Tasks the tree does not cover are skipped; covering none is a DataError naming the
+    missing classes."""
+    if ctx.class_tree is None:
+        return {"skipped": "no class tree given (--class-tree FILE)"}
+    emb, tree = ctx.emb, ctx.class_tree
+    tasks = {k: t for k, t in zero_shot_tasks(emb).items() if t.label_key in emb.labels}
+    if not tasks:
+        return {"skipped": "no class labels in this data"}
+    ensemble = ctx.zeroshot_ensemble
+    if ensemble == "auto":
+        ensemble = default_ensemble(ctx.model)
+    folders = getattr(innermost(emb.dataset), "folders", None)
+    out: dict[str, Any] = {}
+    first_error = None
+    for name, task in tasks.items():
+        candidates = [task.classnames]
+        if folders is not None and len(folders) == len(task.classnames):
+            candidates.append(list(folders))
+        try:
+            names = match_class_names(tree, candidates)
+        except DataError as err:
+            first_error = first_error or err
+            out[name] = {"skipped": str(err)}
+            continue
+        pred = ctx.cache.get(("zeroshot_pred", name, ensemble))
+        if pred is None:
+            pred = _task_scores(ctx, name, task, ensemble).argmax(1).numpy()
+        out[name] = hierarchical_metrics(pred, emb.labels[task.label_key], names, tree)
+    if first_error is not None and all("skipped" in v for v in out.values()):
+        raise first_error
+    out.update(ensemble=ensemble, tree=tree.source, tree_nodes=len(tree),
+               virtual_root=tree.virtual_root)
     return out
 
 
@@ -229,6 +281,7 @@ SUITES: dict[str, Suite] = {
     "retrieval": retrieval_suite,
     "linear_probe": linear_probe_suite,
     "hierarchy": hierarchy_suite,
+    "class_tree": class_tree_suite,
 }
 
 
@@ -244,6 +297,7 @@ __all__ = [
     "Suite",
     "SuiteContext",
     "chains_of",
+    "class_tree_suite",
     "hierarchy_suite",
     "linear_probe_suite",
     "register_suite",

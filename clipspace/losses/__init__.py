@@ -5,6 +5,14 @@ Every loss takes a geometry module (clipspace.geometry.get_geometry) and knows n
 
 from clipspace.losses.atmg import angle_logits, angle_loss, centroid_loss
 from clipspace.losses.chunked import chunked_cross_entropy, chunked_infonce, chunked_siglip
+from clipspace.losses.compositional import (
+    CompositionalWeights,
+    check_compositional,
+    compositional_loss,
+    radius_uncertainty,
+    uncertainty_calibration,
+    uncertainty_weights,
+)
 from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels
 from clipspace.losses.entailment import entailment_loss
@@ -20,6 +28,7 @@ from clipspace.losses.ring import SIGLIP_EXCHANGES, ring_shift, ring_siglip
 
 __all__ = [
     "CONTRASTIVE_KINDS",
+    "CompositionalWeights",
     "LOGIT_KINDS",
     "Objective",
     "SIGLIP_EXCHANGES",
@@ -27,11 +36,13 @@ __all__ = [
     "angle_loss",
     "centroid_loss",
     "chain_angles",
+    "check_compositional",
     "check_exchange",
     "check_terms",
     "chunked_cross_entropy",
     "chunked_infonce",
     "chunked_siglip",
+    "compositional_loss",
     "entailment_cone_finetune_loss",
     "entailment_loss",
     "gather_features",
@@ -39,8 +50,11 @@ __all__ = [
     "pairwise_logits",
     "pullback_loss",
     "radial_loss",
+    "radius_uncertainty",
     "rank_labels",
     "ring_shift",
     "ring_siglip",
     "siglip",
+    "uncertainty_calibration",
+    "uncertainty_weights",
 ]

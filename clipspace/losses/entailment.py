@@ -35,7 +35,8 @@ def entailment_loss(
     MERU's loss. ``reduction="none"`` returns the per-pair violations (B,).
     """
     if reduction not in ENTAIL_REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}; allowed: {', '.join(ENTAIL_REDUCTIONS)}")
+        raise ValueError(
+            f"unknown reduction {reduction!r}; allowed: {', '.join(ENTAIL_REDUCTIONS)}")
     ext = geometry.ext_angle(txt, img, curv)
     aper = geometry.half_aperture(txt, curv, min_radius=min_radius)
     violation = torch.relu(ext - eta * aper)

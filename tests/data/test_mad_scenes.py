@@ -281,3 +281,24 @@ def test_cli(mad: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad = ["data", "mad-scenes", "--mad", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]
     assert main(bad) == 2
     assert "missing" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_scenes_spec_builds_scene_batches_with_the_scene_tokenizer(scenes: Path) -> None:
+    """``scenes:DIR`` in a config: MadScenes batched by SceneCollate, text and box tokens from
+    the directory's tokenizer, whose context holds the longest caption."""
+    from clipspace.config import resolve
+    from clipspace.data.build import build_loader, resolve_tokenizer, set_loader_epoch
+
+    cfg = resolve("meru", {"data.train": f"scenes:{scenes}", "data.batch_size": 4})
+    tok = resolve_tokenizer(cfg.data)
+    captions = [r[-1] for r in _read(scenes / "scenes.csv") + _read(scenes / "boxes.csv")]
+    raw = max(len(tok.backend.encode(c, add_special_tokens=False).ids) for c in captions)
+    assert raw + 2 <= tok.context_length < raw + 2 + 8  # no caption is cut short
+    assert tok.context_length % 8 == 0
+    loader = build_loader(cfg.data.train, cfg.data, tok, image_size=28)
+    set_loader_epoch(loader, 0, 0)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (4, 3, 28, 28)  # the scene resized to the tower's input
+    m = len(batch["box_caption"])
+    assert batch["box_image"].shape == (m, 3, 28, 28) and batch["box_text"].shape[0] == m
+    assert batch["box_scene"].max() == 3 and batch["text"].shape == (4, tok.context_length)
