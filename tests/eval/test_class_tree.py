@@ -318,3 +318,28 @@ def test_pairs_cover_every_class(tree) -> None:
     tab = pair_tables(tree, CLASSES)
     for i, j in itertools.product(range(4), repeat=2):
         assert tab.lca_depth[i, j] == tree.lca_depth(CLASSES[i], CLASSES[j])
+
+
+def test_imagefolder_tree_keyed_by_folder_ids(tmp_path, tiny_mad) -> None:
+    """ImageNet layout: folders are WordNet ids, prompts use human names from --classnames; the
+    tree (keyed by the ids) matches the folder names. ``evaluate(class_tree=FILE)`` adds the
+    suite."""
+    pytest.importorskip("clipspace.models")
+    from clipspace.eval import evaluate, load_eval_dataset
+    from clipspace.models import load_model_and_tokenizer
+    from tests.data.test_imagefolder import make_folder
+    from tests.helpers.runs import tiny_run
+
+    root = make_folder(tmp_path / "f", {"n02113624": 3, "n02088364": 3, "n02123045": 3})
+    names = tmp_path / "classnames.txt"
+    names.write_text("toy poodle\nbeagle\ntabby cat\n")
+    tree_file = tmp_path / "isa.txt"
+    tree_file.write_text("n00 n_dog\nn00 n_cat\nn_dog n02113624\nn_dog n02088364\n"
+                         "n_cat n02123045\n")
+    model, tok = load_model_and_tokenizer(tiny_run(tmp_path / "run", tiny_mad))
+    data = load_eval_dataset(f"imagefolder:{root}", model, classnames=str(names))
+    res = evaluate(model, data, suites=["zeroshot"], tokenizer=tok, progress=False,
+                   class_tree=tree_file)
+    ct = res["class_tree"]["class"]
+    assert ct["n"] == 9 and ct["top1"] == pytest.approx(res["zeroshot"]["class"]["top1"])
+    assert 0 <= ct["tree_induced_error"] <= 4 and not res["class_tree"]["virtual_root"]
