@@ -54,6 +54,28 @@ PRESETS: dict[str, dict[str, Any]] = {
         "loss.centroid_p": 2.0,
         "loss.centroid_q": 0.5,
     },
+    # HyCoCLIP (Pal et al., ICLR 2025): MERU's geometry and scalars, the compositional objective
+    # on batches with boxes (scenes:DIR); its Euclidean twin keeps everything but the geometry
+    "hycoclip": {
+        "geometry.name": "lorentz",
+        "geometry.embed_scale": "alpha",
+        "geometry.curv": 1.0,
+        "geometry.learn_curv": True,
+        "loss.contrastive": "infonce",
+        "loss.logit": "neg_dist",
+        "loss.logit_scale": 1 / 0.07,
+        "loss.entail_weight": 0.2,
+        "loss.compositional": True,
+    },
+    "hycoclip-euclid": {
+        "geometry.name": "euclidean",
+        "geometry.embed_scale": "alpha",
+        "loss.contrastive": "infonce",
+        "loss.logit": "neg_dist",
+        "loss.logit_scale": 1 / 0.07,
+        "loss.entail_weight": 0.2,
+        "loss.compositional": True,
+    },
 }
 
 # Fine-tuning presets (``clipspace finetune re|ec``): overrides applied on top of a model's config.

@@ -55,6 +55,15 @@ class LossConfig:
     # SigLIP across ranks: gather every rank's texts, or pass them round the ring (no gather,
     # O(B x B) logits per rank; losses/ring.py)
     siglip_exchange: str = "gather"
+    # batches with boxes (data.train = scenes:DIR): HyCoCLIP's compositional objective replaces
+    # the contrastive and entailment terms (losses/compositional.py): the mean of the image-text,
+    # box image -> texts and box text -> images cross-entropies, plus entail_weight x half the sum
+    # of its four cone terms (apertures scaled by eta_inter / eta_intra)
+    compositional: bool = False
+    eta_inter: float = 0.7  # text -> image and box text -> box image cones
+    eta_intra: float = 1.2  # box image -> image and box text -> text cones
+    uncertainty: bool = False  # UNCHA: part rows weighted by exp(-u/2), u = softplus(-|x|)
+    calibration_weight: float = 0.2  # UNCHA's calibration terms (with uncertainty)
 
 
 @dataclass

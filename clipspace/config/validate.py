@@ -118,6 +118,9 @@ RANGES: dict[str, Range] = {
     "loss.centroid_p": NON_NEGATIVE,
     "loss.centroid_q": NON_NEGATIVE,
     "loss.chunk_size": NON_NEGATIVE,  # 0 = unchunked
+    "loss.eta_inter": POSITIVE,
+    "loss.eta_intra": POSITIVE,
+    "loss.calibration_weight": NON_NEGATIVE,
     "model.embed_dim": AT_LEAST_ONE,
     **{f"model.{tower}.{key}": AT_LEAST_ONE for tower in ("image", "text")
        for key in ("width", "heads")},
@@ -186,6 +189,12 @@ def _check_combinations(cfg: Config) -> None:
             "config keys 'geometry.curv_min' <= 'geometry.curv' <= 'geometry.curv_max' must hold"
             f" with curv_min > 0 (got {g.curv_min}, {g.curv}, {g.curv_max})"
         )
+    if cfg.loss.compositional and cfg.loss.contrastive != "infonce":
+        raise ConfigError("config key 'loss.compositional' needs 'loss.contrastive' = 'infonce' "
+                          f"(HyCoCLIP's cross-entropies), not {cfg.loss.contrastive!r}")
+    if cfg.loss.compositional and cfg.optim.accum_steps > 1:
+        raise ConfigError("config keys 'loss.compositional' and 'optim.accum_steps' > 1: the "
+                          "gradient cache holds no boxes; use optim.accum_steps = 1")
     if cfg.data.batch_size % cfg.optim.accum_steps:
         raise ConfigError("config key 'data.batch_size' must be divisible by 'optim.accum_steps'")
     if cfg.data.caption_fraction < 1.0 and str(cfg.data.train).startswith("mad:"):

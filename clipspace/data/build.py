@@ -283,6 +283,12 @@ def resolve_tokenizer(cfg: DataConfig, context_length: int | None = None):
     scheme, path = parse_spec(cfg.train, "data.train")
     if scheme == "scenes":  # MAD scenes carry MAD's tokenizer at their caption length
         read_scenes_manifest(path)
+        tok = get_tokenizer(path)
+        if context_length is not None and context_length < tok.context_length:
+            raise ConfigError(
+                f"model.text.context_length = {context_length} would cut the captions of "
+                f"{cfg.train!r} (they need {tok.context_length} tokens): set "
+                f"model.text.context_length >= {tok.context_length}")
         return get_tokenizer(path, context_length)
     if scheme != "mad":
         raise ConfigError(

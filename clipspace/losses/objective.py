@@ -16,6 +16,11 @@ from clipspace.geometry import euclidean, geometry_fn, get_geometry, lorentz, sp
 from clipspace.geometry.scalars import LogitScale
 from clipspace.losses.atmg import angle_logits, centroid_loss
 from clipspace.losses.chunked import chunked_infonce, chunked_siglip
+from clipspace.losses.compositional import (
+    CompositionalWeights,
+    check_compositional,
+    compositional_loss,
+)
 from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels, world_info
 from clipspace.losses.entailment import entailment_loss
@@ -75,6 +80,12 @@ class Objective(nn.Module):
     (``losses.chunked``): the same value and gradients without ever forming the B x N logits,
     for every logit kind and the angle logits, on the local or the gathered rows alike.
 
+    ``compositional``: on batches with parts (box crops and box captions, ``parts`` of
+    ``forward``), HyCoCLIP's objective (``losses.compositional``) replaces the contrastive and
+    entailment terms: the mean of its four cross-entropies plus ``entail_weight`` x half the sum
+    of its four cone terms (+ UNCHA's calibration with ``uncertainty``); batches without parts
+    get the usual terms.
+
     ``siglip_exchange="ring"`` (SigLIP only): no gather; the texts pass round the ranks and each
     rank scores its local images against one text block at a time (``losses.ring``), chunked or
     not. It is a local loss by construction: the rank losses average to the global one.
@@ -98,6 +109,11 @@ class Objective(nn.Module):
         gather_with_grad: bool = True,
         chunk_size: int = 0,
         siglip_exchange: str = "gather",
+        compositional: bool = False,
+        eta_inter: float = 0.7,
+        eta_intra: float = 1.2,
+        uncertainty: bool = False,
+        calibration_weight: float = 0.2,
     ) -> None:
         super().__init__()
         check_exchange(siglip_exchange, contrastive, gather_with_grad)
@@ -123,6 +139,12 @@ class Objective(nn.Module):
         self.gather_with_grad = bool(gather_with_grad)
         self.chunk_size = chunk_size
         self.siglip_exchange = siglip_exchange
+        self.compositional = bool(compositional)
+        self.part_weights = CompositionalWeights.hycoclip(1.0, entail_weight, calibration_weight)
+        self.eta = (float(eta_inter), float(eta_intra))
+        self.uncertainty = bool(uncertainty)
+        if self.compositional:
+            check_compositional(self.geometry, self.part_weights, self.uncertainty)
 
     def extra_repr(self) -> str:
         return (
@@ -248,6 +270,17 @@ class Objective(nn.Module):
         return chunked_infonce(fn, rows_img, all_txt, chunk, labels, params,
                                txt_rows=rows_txt, img_cols=all_img)
 
+    def _compositional(self, img: Tensor, txt: Tensor, curv: float | Tensor, s: Tensor,
+                       parts: tuple[Tensor, Tensor, Tensor]) -> dict[str, Tensor]:
+        """HyCoCLIP's terms; several processes: local rows against the gathered wholes."""
+        all_img, all_txt = gather_features(img, txt, True, self.gather_with_grad)
+        rank, _ = world_info()
+        box_img, box_txt, box_scene = parts
+        return compositional_loss(
+            img, txt, box_img, box_txt, box_scene, self.geometry, curv, s, self.logit,
+            self.part_weights, self.uncertainty, self.entail_min_radius, *self.eta,
+            all_img=all_img, all_txt=all_txt, offset=rank * img.shape[0])
+
     def _siglip_block(self, img: Tensor, txt: Tensor, positives: bool, curv: float | Tensor,
                       s: Tensor) -> Tensor:
         """SigLIP of one (local images, one rank's texts) block of the ring, chunked or not."""
@@ -260,16 +293,21 @@ class Objective(nn.Module):
         return siglip(logits, self.siglip_bias, positives=positives)
 
     @geometry_fn
-    def forward(self, img: Tensor, txt: Tensor, curv: float | Tensor = 1.0) -> dict[str, Tensor]:
+    def forward(self, img: Tensor, txt: Tensor, curv: float | Tensor = 1.0,
+                parts: tuple[Tensor, Tensor, Tensor] | None = None) -> dict[str, Tensor]:
         """dict: "loss", "loss/contrastive" | "loss/entailment" | "loss/centroid" (active
-        terms only) and "logit_scale" (detached)."""
+        terms only) and "logit_scale" (detached). ``parts``: (box image points (M, D), box
+        text points (M, D), box_scene (M,)) for the compositional objective."""
         out: dict[str, Tensor] = {}
         s = self.logit_scale()
         total = img.new_zeros(())
-        if self.contrastive != "none":
+        if self.compositional and parts is not None:
+            out.update(self._compositional(img, txt, curv, s, parts))
+            total = total + out["loss"]
+        elif self.contrastive != "none":
             out["loss/contrastive"] = self._contrastive_loss(img, txt, curv, s)
             total = total + out["loss/contrastive"]
-        if self.entail_weight > 0:
+        if self.entail_weight > 0 and not (self.compositional and parts is not None):
             out["loss/entailment"] = entailment_loss(
                 txt, img, self.geometry, curv, self.entail_min_radius
             )

@@ -162,16 +162,30 @@ class ClipModel(nn.Module):
             "logit_scale": self.objective.logit_scale().detach().float(),
         }
 
-    def compute_loss(self, img_points: Tensor, txt_points: Tensor) -> dict[str, Tensor]:
-        """Objective output ("loss", "loss/<term>", "logit_scale") plus ``logged_scalars``."""
-        out = self.objective(img_points, txt_points, self.curv())
+    def compute_loss(self, img_points: Tensor, txt_points: Tensor,
+                     parts: tuple[Tensor, Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+        """Objective output ("loss", "loss/<term>", "logit_scale") plus ``logged_scalars``;
+        ``parts``: (box image points, box text points, box_scene) of a batch with boxes."""
+        out = self.objective(img_points, txt_points, self.curv(), parts)
         for key, value in self.logged_scalars().items():
             out.setdefault(key, value)
         return out
 
-    def forward(self, images: Tensor, tokens: Tensor) -> dict[str, Tensor]:
-        """Encode both modalities and return ``compute_loss`` of the batch."""
-        return self.compute_loss(self.encode_image(images), self.encode_text(tokens))
+    def forward(self, images: Tensor, tokens: Tensor, box_images: Tensor | None = None,
+                box_tokens: Tensor | None = None,
+                box_scene: Tensor | None = None) -> dict[str, Tensor]:
+        """Encode both modalities and return ``compute_loss`` of the batch. A batch of scenes
+        also gives its box crops, box captions and each box's scene row (``box_scene``): the
+        crops go through the image tower and the box captions through the text tower, in one
+        pass with the wholes (HyCoCLIP feeds boxes to the same towers); an objective that is
+        not compositional ignores them."""
+        parts = (box_images, box_tokens, box_scene)
+        if any(p is None for p in parts) or not self.objective.compositional:
+            return self.compute_loss(self.encode_image(images), self.encode_text(tokens))
+        b = images.shape[0]
+        img = self.encode_image(torch.cat([images, box_images.to(images.dtype)]))
+        txt = self.encode_text(torch.cat([tokens, box_tokens]))
+        return self.compute_loss(img[:b], txt[:b], (img[b:], txt[b:], box_scene))
 
     def similarity(self, img_points: Tensor, txt_points: Tensor) -> Tensor:
         """Image-by-text score (B1, B2), larger = better (the objective's logit, unscaled)."""

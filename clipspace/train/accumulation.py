@@ -35,11 +35,13 @@ def _set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torc
 
 
 def plain_step(
-    model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, autocast: Autocast
+    model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, autocast: Autocast,
+    parts: tuple[torch.Tensor, ...] = (),
 ) -> dict[str, Any]:
-    """forward + backward of one batch; returns the model's output dict (detached)."""
+    """forward + backward of one batch (``parts``: box crops, box tokens and box_scene of a
+    batch of scenes); returns the model's output dict (detached)."""
     with autocast():
-        out = model(images, tokens)
+        out = model(images, tokens, *parts)
     out["loss"].backward()
     return {k: (v.detach() if torch.is_tensor(v) else v) for k, v in out.items()}
 

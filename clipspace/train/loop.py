@@ -33,7 +33,7 @@ from clipspace.models import create_model
 from clipspace.models.adapt import adaptation_summary
 from clipspace.models.factory import with_base_model_section
 from clipspace.train import fsdp
-from clipspace.train.accumulation import accumulated_step
+from clipspace.train.accumulation import accumulated_step, plain_step
 from clipspace.train.distributed import (
     DistInfo,
     broadcast_parameters,
@@ -58,6 +58,9 @@ from clipspace.train.rundir import (
     load_resume,
 )
 from clipspace.train.state import TrainState, capture_rng, restore_rng, seed_everything
+
+#: batch keys of a scene's parts, in ``ClipModel.forward``'s order (``data.mad_scenes``)
+PART_KEYS = ("box_image", "box_text", "box_scene")
 
 
 def pick_device(cfg: Config) -> torch.device:
@@ -291,7 +294,12 @@ def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.de
     def step(batch: dict[str, Any]) -> dict[str, Any]:
         images = batch["image"].to(device, non_blocking=True)
         tokens = batch["text"].to(device, non_blocking=True)
-        out = accumulated_step(step_model, images, tokens, k, autocast)
+        parts = tuple(batch[key].to(device, non_blocking=True) for key in PART_KEYS
+                      if key in batch)
+        if parts:  # a batch of scenes (scenes:DIR): optim.accum_steps = 1 (config validation)
+            out = plain_step(step_model, images, tokens, autocast, parts)
+        else:
+            out = accumulated_step(step_model, images, tokens, k, autocast)
         if sharded:
             fsdp.reduce_replicated(model, info)
         return out

@@ -61,6 +61,24 @@ def _run(obj: Objective, img: torch.Tensor, txt: torch.Tensor) -> dict[str, torc
             "scale": obj.logit_scale.log_value.grad.clone(), "bias": bias}
 
 
+def _parts() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two boxes per scene of the global batch: box image / text features and box_scene."""
+    g = torch.Generator().manual_seed(8)
+    n = 2 * WORLD * B_LOCAL
+    return (0.6 * torch.randn(n, D, generator=g, dtype=torch.float64),
+            0.6 * torch.randn(n, D, generator=g, dtype=torch.float64),
+            torch.arange(WORLD * B_LOCAL).repeat_interleave(2))
+
+
+def _run_parts(obj: Objective, img: torch.Tensor, txt: torch.Tensor, box_img: torch.Tensor,
+               box_txt: torch.Tensor, box_scene: torch.Tensor) -> dict[str, torch.Tensor]:
+    leaves = [x.clone().requires_grad_(True) for x in (img, txt, box_img, box_txt)]
+    out = obj(leaves[0], leaves[1], 1.0, (leaves[2], leaves[3], box_scene))
+    out["loss"].backward()
+    return {"loss": out["loss"].detach(), "grads": [x.grad for x in leaves],
+            "scale": obj.logit_scale.log_value.grad.clone()}
+
+
 def _worker(rank: int, port: int, outdir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
@@ -72,9 +90,15 @@ def _worker(rank: int, port: int, outdir: str) -> None:
         for cfg in CONFIGS:
             obj = Objective(**cfg, logit_scale=3.0).double()
             results.append(_run(obj, img[sl], txt[sl]))
+        parts = _parts()
+        box = torch.nonzero(parts[2] // B_LOCAL == rank)[:, 0]  # this rank's scenes' boxes
+        obj = Objective("lorentz", logit="neg_dist", logit_scale=3.0, entail_weight=0.2,
+                        compositional=True, uncertainty=True, calibration_weight=0.0).double()
+        extra_comp = _run_parts(obj, img[sl], txt[sl], parts[0][box], parts[1][box],
+                                parts[2][box] - rank * B_LOCAL)
         a, t = gather_features(img[sl], txt[sl])
         extra = {"gathered": a, "labels_local": rank_labels(B_LOCAL, True),
-                 "labels_all": rank_labels(B_LOCAL, False)}
+                 "labels_all": rank_labels(B_LOCAL, False), "compositional": extra_comp}
         torch.save({"results": results, **extra}, os.path.join(outdir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -93,6 +117,30 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     out: Path = tmp_path_factory.mktemp("dist")
     mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def test_compositional_matches_single_process(ranks: list[dict]) -> None:
+    """HyCoCLIP's objective with UNCHA's row weights, two boxes per scene: the rank losses
+    average to the global one, and every local feature (wholes and boxes) gets world_size x the
+    one-process gradient, as everywhere in losses.distributed (boxes are not gathered: only
+    their own rank's loss sees them). UNCHA's calibration is left out: its entropy over the
+    batch's parts is computed per rank, as UNCHA's code does on each GPU."""
+    img, txt = _global_batch()
+    parts = _parts()
+    obj = Objective("lorentz", logit="neg_dist", logit_scale=3.0, entail_weight=0.2,
+                    compositional=True, uncertainty=True, calibration_weight=0.0).double()
+    single = _run_parts(obj, img, txt, *parts)
+    per_rank = [r["compositional"] for r in ranks]
+    torch.testing.assert_close(torch.stack([p["loss"] for p in per_rank]).mean(), single["loss"])
+    for r, p in enumerate(per_rank):
+        sl = slice(r * B_LOCAL, (r + 1) * B_LOCAL)
+        box = torch.nonzero(parts[2] // B_LOCAL == r)[:, 0]
+        torch.testing.assert_close(p["grads"][0], WORLD * single["grads"][0][sl])
+        torch.testing.assert_close(p["grads"][1], WORLD * single["grads"][1][sl])
+        torch.testing.assert_close(p["grads"][2], WORLD * single["grads"][2][box])
+        torch.testing.assert_close(p["grads"][3], WORLD * single["grads"][3][box])
+    scale = torch.stack([p["scale"] for p in per_rank]).mean()
+    torch.testing.assert_close(scale, single["scale"])
 
 
 def test_gather_and_labels(ranks: list[dict]) -> None:
