@@ -15,7 +15,9 @@ from clipspace.eval import (
     save_embeddings,
 )
 from clipspace.eval.class_tree import load_class_tree
+from clipspace.eval.scenes import evaluate_scenes
 from clipspace.eval.zeroshot import ENSEMBLES
+from clipspace.models import load_model_and_tokenizer
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +46,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if str(args.data).startswith("scenes:"):
+        return run_eval_scenes(args)
     tree = load_class_tree(args.class_tree) if args.class_tree else None  # before embedding
     model, dataset, tok = load_for_embedding(args)
     if args.embeddings:
@@ -60,5 +64,16 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.save_embeddings:
         meta = {**embedding_meta(model, args.data, args.split), "model": str(args.model)}
         res["embeddings"] = str(save_embeddings(emb, args.save_embeddings, meta))
+    emit_json(res, args.out)
+    return 0
+
+
+def run_eval_scenes(args: argparse.Namespace) -> int:
+    """``--data scenes:DIR``: multi-object zero-shot, part-whole entailment and scene retrieval
+    (``eval.scenes.evaluate_scenes``; the suites of other data do not apply)."""
+    model, tok = load_model_and_tokenizer(args.model)
+    res = evaluate_scenes(model, args.data, tok, args.max_samples, not args.no_progress,
+                          split=args.split, batch_size=args.batch_size)
+    res["model"] = str(args.model)
     emit_json(res, args.out)
     return 0

@@ -40,6 +40,7 @@ from clipspace.data.mad_scenes import MadScenes, SceneCollate
 from clipspace.data.zeroshot import mad_tasks
 from clipspace.eval.datasets import dataset_tokenizer, innermost
 from clipspace.eval.embed import encode_texts, positions_of, random_subset
+from clipspace.eval.retrieval import recall_at_k
 from clipspace.eval.zeroshot import Template, default_ensemble, filled, prompt_scores
 
 Tokenizer = Callable[[list[str]], Tensor]
@@ -392,8 +393,9 @@ def evaluate_scenes(
     batch_size: int = 256,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Both scene evaluations on one embedding pass: ``{"n", "n_boxes", "multi_object":
-    multi_object_zeroshot, "part_whole": part_whole_entailment}``. ``data``: a MAD-scenes
+    """The scene evaluations on one embedding pass: ``{"n", "n_boxes", "multi_object":
+    multi_object_zeroshot, "part_whole": part_whole_entailment, "retrieval": scene image <->
+    scene caption Recall@1, 5}``. ``data``: a MAD-scenes
     directory (``scenes:DIR`` or ``DIR``, its ``split``) or a ``MadScenes`` dataset;
     ``tokenizer`` defaults to the directory's ``tokenizer.json``."""
     dataset = load_scenes(data, model, split)
@@ -401,11 +403,14 @@ def evaluate_scenes(
         tokenizer = dataset_tokenizer(dataset, model)
     emb = embed_scenes(model, dataset, tokenizer, max_samples=max_samples,
                        batch_size=batch_size, progress=progress)
+    score = getattr(model, "rank_scores", None)
     return {
         "n": len(emb),
         "n_boxes": int(emb.box_image.shape[0]),
         "multi_object": multi_object_zeroshot(model, emb, tokenizer),
         "part_whole": part_whole_entailment(model, emb, seed=seed),
+        # scene image <-> scene caption, in the model's own ranking
+        "retrieval": recall_at_k(emb.image, emb.text, score, ks=(1, 5)),
     }
 
 

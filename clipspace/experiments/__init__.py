@@ -9,6 +9,7 @@ module registers it, so every experiment module is imported here.
 from clipspace.experiments.adapt import reproduce_adapt  # noqa: F401
 from clipspace.experiments.close_gap import reproduce_close_gap  # noqa: F401
 from clipspace.experiments.common import FULL, QUICK, Budget, evaluate_run
+from clipspace.experiments.compositional import reproduce_compositional  # noqa: F401
 from clipspace.experiments.curvature import reproduce_curvature  # noqa: F401
 from clipspace.experiments.demo import run_demo
 from clipspace.experiments.entailment import reproduce_entailment  # noqa: F401
