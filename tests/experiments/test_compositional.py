@@ -50,3 +50,14 @@ def test_verdict_rule() -> None:
     mixed[CLAIMED[0]] = 0.1
     assert verdict({"meru": row(0.5), "hycoclip": mixed})[0] == "partly"
     assert verdict({"meru": row(0.5), "hycoclip": row(0.2)})[0] == "disagrees"
+
+
+def test_cli_eval_on_scenes(quick: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scenes.json"
+    assert main(["eval", str(quick / "runs" / "hycoclip"), "--data",
+                 f"scenes:{quick / 'scenes'}", "--max-samples", "60", "--no-progress",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["n"] == 60 and res["n_boxes"] >= 60
+    assert {"map", "f1"} <= set(res["multi_object"]) and "i2t_r1" in res["retrieval"]
+    assert 0.0 <= res["part_whole"]["image"]["auc"] <= 1.0
