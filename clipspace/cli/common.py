@@ -45,7 +45,7 @@ def config_from_args(args: argparse.Namespace, flags: dict[str, str],
         overrides.update(load_toml(args.config))
     overrides.update(flag_overrides(args, flags))
     overrides.update(parse_set(args.overrides))
-    return resolve(getattr(args, "preset", "clip"), overrides)
+    return resolve(getattr(args, "preset", None) or "clip", overrides)
 
 
 def describe_flags(flags: dict[str, str]) -> str:
