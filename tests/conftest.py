@@ -21,6 +21,11 @@ import pytest
 import torch
 from hypothesis import settings
 
+# pytest-xdist (``-n 2`` in pyproject.toml): one intra-op thread per worker, so two workers on
+# two cores do not oversubscribe them; training tests set run.threads themselves
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

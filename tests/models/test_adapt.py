@@ -90,7 +90,7 @@ def test_unlock_with_locked_layers() -> None:
     assert not any(p.requires_grad for p in first.parameters())
     assert all(p.requires_grad for p in second.parameters())
     embeddings = [n for n in names if n.startswith("visual.") and "blocks" not in n]
-    assert embeddings == ["visual.ln_post.weight", "visual.ln_post.bias"]  # not the embeddings
+    assert set(embeddings) == {"visual.ln_post.weight", "visual.ln_post.bias"}  # no embedding
 
 
 @pytest.mark.parametrize("over,key", [
