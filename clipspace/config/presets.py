@@ -16,6 +16,18 @@ from __future__ import annotations
 
 from typing import Any
 
+#: MERU (Desai et al. 2023); HyCoCLIP keeps it and adds the compositional objective
+_MERU: dict[str, Any] = {
+    "geometry.name": "lorentz",
+    "geometry.embed_scale": "alpha",
+    "geometry.curv": 1.0,
+    "geometry.learn_curv": True,
+    "loss.contrastive": "infonce",
+    "loss.logit": "neg_dist",
+    "loss.logit_scale": 1 / 0.07,
+    "loss.entail_weight": 0.2,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "clip": {
         "geometry.name": "sphere",
@@ -33,16 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.image.final_ln": False,
         "model.text.final_ln": False,
     },
-    "meru": {
-        "geometry.name": "lorentz",
-        "geometry.embed_scale": "alpha",
-        "geometry.curv": 1.0,
-        "geometry.learn_curv": True,
-        "loss.contrastive": "infonce",
-        "loss.logit": "neg_dist",
-        "loss.logit_scale": 1 / 0.07,
-        "loss.entail_weight": 0.2,
-    },
+    "meru": _MERU,
     "atmg": {
         "geometry.name": "lorentz",
         "geometry.embed_scale": "alpha",
@@ -56,17 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # HyCoCLIP (Pal et al., ICLR 2025): MERU's geometry and scalars, the compositional objective
     # on batches with boxes (scenes:DIR); its Euclidean twin keeps everything but the geometry
-    "hycoclip": {
-        "geometry.name": "lorentz",
-        "geometry.embed_scale": "alpha",
-        "geometry.curv": 1.0,
-        "geometry.learn_curv": True,
-        "loss.contrastive": "infonce",
-        "loss.logit": "neg_dist",
-        "loss.logit_scale": 1 / 0.07,
-        "loss.entail_weight": 0.2,
-        "loss.compositional": True,
-    },
+    "hycoclip": {**_MERU, "loss.compositional": True},
     "hycoclip-euclid": {
         "geometry.name": "euclidean",
         "geometry.embed_scale": "alpha",

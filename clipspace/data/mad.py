@@ -89,6 +89,21 @@ def read_metadata(root: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
+def load_image_array(path: Path) -> np.ndarray:
+    """``images.npy`` of a MAD or MAD-scenes directory, memory-mapped: uint8 (N, H, W, 3);
+    DataError naming the file when it is missing, unreadable or of another shape / dtype."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing")
+    try:
+        images = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: unreadable ({err})") from err
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise DataError(f"{path}: expected uint8 (N, H, W, 3), got {images.dtype} "
+                        f"{tuple(images.shape)}")
+    return images
+
+
 class MADDataset(Dataset):
     """Map-style dataset over one split of a MAD directory."""
 
@@ -110,18 +125,7 @@ class MADDataset(Dataset):
         check_mode(num_attrs, main_object, objects_only)
         self.manifest = read_manifest(self.root)
         meta = read_metadata(self.root)
-        img_path = self.root / "images.npy"
-        if not img_path.is_file():
-            raise DataError(f"{img_path}: missing")
-        try:
-            self.images = np.load(img_path, mmap_mode="r")
-        except (OSError, ValueError) as err:
-            raise DataError(f"{img_path}: unreadable ({err})") from err
-        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
-            raise DataError(
-                f"{img_path}: expected uint8 (N, H, W, 3), got {self.images.dtype} "
-                f"{tuple(self.images.shape)}"
-            )
+        self.images = load_image_array(self.root / "images.npy")
         rows = np.arange(len(meta["index"])) if split == "all" else np.flatnonzero(
             meta["split"] == split
         )
@@ -133,7 +137,7 @@ class MADDataset(Dataset):
         if len(self.indices) and self.indices.max() >= len(self.images):
             raise DataError(
                 f"{self.root / 'metadata.csv'}: index {int(self.indices.max())} >= "
-                f"{len(self.images)} images in {img_path}"
+                f"{len(self.images)} images in {self.root / 'images.npy'}"
             )
         self.labels: dict[str, np.ndarray] = {k: meta[k][rows] for k in S.LABEL_KEYS}
         self.split = split

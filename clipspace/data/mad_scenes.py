@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from clipspace.data import mad_schema as S
+from clipspace.data.mad import load_image_array
 from clipspace.data.mad_scenes_generate import BOX_COLUMNS, FORMAT, SCENE_COLUMNS, VERSION
 from clipspace.errors import DataError
 
@@ -127,16 +128,7 @@ class MadScenes(Dataset):
         if int(crop_size) < 1:
             raise DataError(f"crop_size must be >= 1, got {crop_size}")
         self.manifest = read_scenes_manifest(self.root)
-        img_path = self.root / "images.npy"
-        if not img_path.is_file():
-            raise DataError(f"{img_path}: missing")
-        try:
-            self.images = np.load(img_path, mmap_mode="r")
-        except (OSError, ValueError) as err:
-            raise DataError(f"{img_path}: unreadable ({err})") from err
-        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
-            raise DataError(f"{img_path}: expected uint8 (N, H, W, 3), got "
-                            f"{self.images.dtype} {tuple(self.images.shape)}")
+        self.images = load_image_array(self.root / "images.npy")
         self._read_tables(split, int(max_samples))
         self.split = split
         self.crop_size = int(crop_size)
