@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from clipspace.data import mad_schema as S
 from clipspace.data.captions import CaptionPlan
-from clipspace.data.mad import read_manifest, read_metadata
+from clipspace.data.mad import load_image_array, read_manifest, read_metadata
 from clipspace.data.mad_generate import TOKENIZER_CONTEXT, TOKENIZER_VOCAB, tokenizer_corpus
 from clipspace.data.tokenizer import Tokenizer, get_tokenizer, train_tokenizer
 from clipspace.errors import DataError
@@ -208,14 +208,8 @@ def _mad_inputs(mad: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], np.nd
     manifest = read_manifest(mad)
     meta = read_metadata(mad)
     path = mad / "images.npy"
-    if not path.is_file():
-        raise DataError(f"{path}: missing")
-    try:
-        images = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: unreadable ({err})") from err
-    if (images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8
-            or images.shape[1] != images.shape[2]):
+    images = load_image_array(path)
+    if images.shape[1] != images.shape[2]:
         raise DataError(f"{path}: expected uint8 (N, H, H, 3), got {images.dtype} "
                         f"{tuple(images.shape)}")
     if len(meta["index"]) and (meta["index"].min() < 0 or meta["index"].max() >= len(images)):

@@ -140,7 +140,7 @@ def embed(
             if isinstance(v, Tensor) and k != "image":
                 labels.setdefault(k, []).append(v)
     all_captions = [c for group in texts for c in group]
-    points = _encode_unique(model, tokenizer, captions + all_captions, batch_size, device)
+    points = encode_unique_texts(model, tokenizer, captions + all_captions, batch_size, device)
     positions = positions_of(subset, len(captions))
     return Embeddings(
         image=torch.cat(imgs, 0),
@@ -157,7 +157,7 @@ def embed(
     )
 
 
-def _encode_unique(model: Any, tokenizer: Tokenizer, texts: list[str], batch_size: int,
+def encode_unique_texts(model: Any, tokenizer: Tokenizer, texts: list[str], batch_size: int,
                    device: str | torch.device) -> Tensor:
     """Points of ``texts`` (len, D), encoding each distinct string once."""
     uniq, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
@@ -165,4 +165,4 @@ def _encode_unique(model: Any, tokenizer: Tokenizer, texts: list[str], batch_siz
     return points[torch.from_numpy(inverse.reshape(-1))]
 
 
-__all__ = ["Embeddings", "embed", "encode_texts", "random_subset"]
+__all__ = ["Embeddings", "embed", "encode_texts", "encode_unique_texts", "random_subset"]

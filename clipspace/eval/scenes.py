@@ -39,7 +39,7 @@ from clipspace.data import mad_schema as S
 from clipspace.data.mad_scenes import MadScenes, SceneCollate
 from clipspace.data.zeroshot import mad_tasks
 from clipspace.eval.datasets import dataset_tokenizer, innermost
-from clipspace.eval.embed import encode_texts, positions_of, random_subset
+from clipspace.eval.embed import encode_unique_texts, positions_of, random_subset
 from clipspace.eval.retrieval import recall_at_k
 from clipspace.eval.zeroshot import Template, default_ensemble, filled, prompt_scores
 
@@ -88,14 +88,6 @@ def _model_device(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
-def _encode_unique(model: Any, tokenizer: Tokenizer, texts: list[str], batch_size: int,
-                   device: torch.device) -> Tensor:
-    """Points of ``texts`` (len, D), each distinct string encoded once."""
-    uniq, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
-    points = encode_texts(model, tokenizer, list(uniq), batch_size, device)
-    return points[torch.from_numpy(inverse.reshape(-1))]
-
-
 def _num_attrs(dataset: Dataset) -> int:
     manifest = getattr(innermost(dataset), "manifest", None) or {}
     return int((manifest.get("settings") or {}).get("num_attrs", 0) or 0)
@@ -139,7 +131,8 @@ def embed_scenes(
             box_digit.append(batch["box_digit"])
             captions.extend(batch["caption"])
             box_captions.extend(batch["box_caption"])
-        texts = _encode_unique(model, tokenizer, captions + box_captions, int(batch_size), device)
+        texts = encode_unique_texts(model, tokenizer, captions + box_captions, int(batch_size),
+                                    device)
     finally:
         if was_training and hasattr(model, "train"):
             model.train()

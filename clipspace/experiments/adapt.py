@@ -20,16 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clipspace.eval.embed import embed
-from clipspace.eval.evaluate import evaluate
 from clipspace.experiments.common import (
     FULL,
     QUICK,
-    dynamics_of,
     ensure_mad,
     evaluate_run,
     finish,
-    load_model_and_data,
     mad_recipe,
 )
 from clipspace.experiments.registry import Experiment, Option, names_parser, register
@@ -64,15 +60,10 @@ CLAIM = ("Adapting a pretrained CLIP into another geometry with low-rank adapter
 
 
 def scores(model_dir: Path, mad: Path, max_samples: int, own_run: bool) -> dict[str, Any]:
-    """Suites + gap of one model on the MAD test split: ``evaluate_run`` for the runs of this
-    experiment (it writes eval.json for the report), a write-free pass for a user's base."""
-    if own_run:
-        return evaluate_run(model_dir, f"mad:{mad}", suites=SUITES, max_samples=max_samples,
-                            progress=False, analyse=False)
-    model, dataset, tok = load_model_and_data(model_dir, f"mad:{mad}")
-    emb = embed(model, dataset, tok, max_samples=max_samples, progress=False)
-    res = evaluate(model, f"mad:{mad}", SUITES, tokenizer=tok, embeddings=emb, progress=False)
-    return {**res, "dynamics": dynamics_of(model, emb)}
+    """Suites + gap of one model on the MAD test split (``evaluate_run``); eval.json is
+    written for the report into the runs of this experiment only, never into a user's base."""
+    return evaluate_run(model_dir, f"mad:{mad}", suites=SUITES, max_samples=max_samples,
+                        progress=False, analyse=False, write=own_run)
 
 
 def metrics_of(results: dict[str, Any]) -> dict[str, float]:

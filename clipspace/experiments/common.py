@@ -187,6 +187,7 @@ def evaluate_run(
     progress: bool = True,
     empty_root: bool = False,
     analyse: bool = True,
+    write: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a finished run on the test split of ``data`` from one embedding pass: the
     suites, the score-ensemble zero-shot (fairer to angle-scored ATMG), with ``empty_root``
@@ -194,7 +195,8 @@ def evaluate_run(
     ``analyse`` the gap / object bias / ablation analysis and figures; always ``dynamics``
     (``dynamics_of``: gap, logit entropy, alignment / uniformity of <= 1024 pairs). Writes
     ``eval.json``, ``embeddings_sample.npz`` (for the report) and with ``analyse``
-    ``analysis.json`` and ``figures/`` into the run directory."""
+    ``analysis.json`` and ``figures/`` into the run directory. ``write=False`` writes nothing
+    and skips the analysis (a model the user owns: a pretrained base directory)."""
     model, dataset, tok = load_model_and_data(run_dir, data)
     emb = embed(model, dataset, tok, max_samples=max_samples, progress=progress)
     results = evaluate(model, data, suites, tokenizer=tok, embeddings=emb, progress=progress,
@@ -208,6 +210,8 @@ def evaluate_run(
         results["hierarchy_empty_root"] = evaluate_embeddings(ctx, ["hierarchy"])["hierarchy"]
     results["dynamics"] = dynamics_of(model, emb)
     results["model"] = str(run_dir)
+    if not write:
+        return results
     atomic_write_text(run_dir / "eval.json", to_json(results) + "\n")
     save_embedding_sample(model, emb, run_dir / SAMPLE_FILE)
     if not analyse:

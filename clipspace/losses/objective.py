@@ -301,13 +301,14 @@ class Objective(nn.Module):
         out: dict[str, Tensor] = {}
         s = self.logit_scale()
         total = img.new_zeros(())
-        if self.compositional and parts is not None:
+        composed = self.compositional and parts is not None
+        if composed:
             out.update(self._compositional(img, txt, curv, s, parts))
             total = total + out["loss"]
         elif self.contrastive != "none":
             out["loss/contrastive"] = self._contrastive_loss(img, txt, curv, s)
             total = total + out["loss/contrastive"]
-        if self.entail_weight > 0 and not (self.compositional and parts is not None):
+        if self.entail_weight > 0 and not composed:
             out["loss/entailment"] = entailment_loss(
                 txt, img, self.geometry, curv, self.entail_min_radius
             )

@@ -31,6 +31,7 @@ from torch import nn
 
 from clipspace.config import Config, ConfigError
 from clipspace.models.clip_model import ClipModel
+from clipspace.models.vit import transformer_blocks
 
 #: names of the lists of blocks in a tower: clipspace's ``blocks``, transformers' ``layers``
 BLOCK_LISTS = ("blocks", "layers")
@@ -56,21 +57,19 @@ def _lora_layer_type() -> type | None:
     return importlib.import_module("peft.tuners.lora").LoraLayer
 
 
-def tower_blocks(tower: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, block) of every child of the ``nn.ModuleList``s named ``blocks`` / ``layers`` in
-    ``tower``, from the input side."""
-    return [(f"{name}.{i}", blk) for name, mod in tower.named_modules()
-            if name.split(".")[-1] in BLOCK_LISTS and isinstance(mod, nn.ModuleList)
-            for i, blk in enumerate(mod)]
+def tower_blocks(tower: nn.Module) -> list[nn.Module]:
+    """The transformer blocks of ``tower``, clipspace's or transformers', from the input side."""
+    return transformer_blocks(tower, BLOCK_LISTS)
 
 
 def default_lora_targets(tower: nn.Module) -> list[str]:
     """The linear layers inside the tower's blocks (attention and MLP); for a tower without
     blocks, its convolutions. Names relative to the tower."""
-    blocks = tower_blocks(tower)
+    blocks = {id(b) for b in tower_blocks(tower)}
     if blocks:
-        return [f"{prefix}.{name}" for prefix, blk in blocks
-                for name, mod in blk.named_modules() if isinstance(mod, nn.Linear)]
+        prefixes = tuple(f"{name}." for name, mod in tower.named_modules() if id(mod) in blocks)
+        return [name for name, mod in tower.named_modules()
+                if isinstance(mod, nn.Linear) and name.startswith(prefixes)]
     return [name for name, mod in tower.named_modules() if isinstance(mod, nn.Conv2d)]
 
 
@@ -122,12 +121,12 @@ def unlock_towers(model: ClipModel, unlock: str, lock_layers: int) -> None:
         tower.requires_grad_(True)
         if lock_layers == 0:
             continue
-        first = next(blocks[0][1].parameters())
+        first = next(blocks[0].parameters())
         for _, param in tower.named_parameters():
             if param is first:
                 break
             param.requires_grad_(False)
-        for _, block in blocks[:lock_layers]:
+        for block in blocks[:lock_layers]:
             block.requires_grad_(False)
 
 

@@ -243,8 +243,7 @@ def export_merged(source: str | Path, out_dir: str | Path, overwrite: bool = Fal
     if not model.config.adapt.base:
         raise ClipspaceError(f"{source}: not an adapted run (its config has no adapt.base); "
                              "--merge is for `clipspace finetune geometry` runs")
-    merge_lora(model)
-    model.config.adapt.lora_r = 0
+    merge_lora(model)  # config.adapt.lora_r becomes 0
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise ClipspaceError(f"{out} already exists (pass --overwrite to replace it)")

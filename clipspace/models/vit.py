@@ -270,11 +270,12 @@ def vit_param_count(
     )
 
 
-def transformer_blocks(module: nn.Module) -> list[nn.Module]:
-    """Every child of every ``nn.ModuleList`` named ``blocks`` under ``module``: the units that
-    activation checkpointing wraps and FSDP shards."""
+def transformer_blocks(module: nn.Module, lists: tuple[str, ...] = ("blocks",)) -> list[nn.Module]:
+    """Every child of every ``nn.ModuleList`` named one of ``lists`` under ``module``, from the
+    input side: clipspace's ``blocks`` (the units activation checkpointing wraps and FSDP
+    shards); with ``("blocks", "layers")`` also transformers' encoder layers (``models.adapt``)."""
     return [blk for name, mod in module.named_modules()
-            if name.split(".")[-1] == "blocks" and isinstance(mod, nn.ModuleList) for blk in mod]
+            if name.split(".")[-1] in lists and isinstance(mod, nn.ModuleList) for blk in mod]
 
 
 __all__ = ["Attention", "Block", "Mlp", "Transformer", "VisionTransformer", "sincos_2d",

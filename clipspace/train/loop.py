@@ -279,6 +279,9 @@ def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.de
     A model sharded by FSDP (``train.fsdp``) reduce-scatters its own gradients (its 0-dim
     parameters, left whole, are averaged after the backward: ``fsdp.reduce_replicated``)."""
     k = cfg.optim.accum_steps
+    # only a compositional objective reads a scene batch's boxes; other objectives train on the
+    # wholes (gradient-cached as usual)
+    composes = cfg.loss.compositional
     sharded = fsdp.is_sharded(model)
     ddp = info is not None and info.distributed and k == 1 and not sharded
     step_model: nn.Module = model
@@ -294,9 +297,8 @@ def contrastive_job(cfg: Config, model: nn.Module, loader: Any, device: torch.de
     def step(batch: dict[str, Any]) -> dict[str, Any]:
         images = batch["image"].to(device, non_blocking=True)
         tokens = batch["text"].to(device, non_blocking=True)
-        parts = tuple(batch[key].to(device, non_blocking=True) for key in PART_KEYS
-                      if key in batch)
-        if parts:  # a batch of scenes (scenes:DIR): optim.accum_steps = 1 (config validation)
+        if composes and PART_KEYS[0] in batch:  # scenes; accum_steps = 1 (config validation)
+            parts = tuple(batch[key].to(device, non_blocking=True) for key in PART_KEYS)
             out = plain_step(step_model, images, tokens, autocast, parts)
         else:
             out = accumulated_step(step_model, images, tokens, k, autocast)

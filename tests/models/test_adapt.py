@@ -65,7 +65,7 @@ def test_lora_starts_as_the_base_and_merges_exactly() -> None:
     with torch.no_grad():
         torch.testing.assert_close(model.encode_image(images), adapted[0], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(model.encode_text(tokens), adapted[1], atol=1e-5, rtol=1e-5)
-    assert all(type(m) is torch.nn.Linear for _, blk in tower_blocks(model.visual)
+    assert all(type(m) is torch.nn.Linear for blk in tower_blocks(model.visual)
                for m in blk.modules() if isinstance(m, torch.nn.Linear))
 
 
@@ -86,7 +86,7 @@ def test_unlock_with_locked_layers() -> None:
     names = _trainable(model)
     assert not any(n.startswith("text.") for n in names)
     blocks = tower_blocks(model.visual)
-    first, second = blocks[0][1], blocks[1][1]
+    first, second = blocks[0], blocks[1]
     assert not any(p.requires_grad for p in first.parameters())
     assert all(p.requires_grad for p in second.parameters())
     embeddings = [n for n in names if n.startswith("visual.") and "blocks" not in n]
