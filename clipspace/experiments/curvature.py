@@ -38,9 +38,9 @@ METRICS: dict[str, str] = {
 PRIMARY = "digit top-1"
 TOL = 0.02  # a change smaller than this is "no change" in the verdict
 SCALES: dict[str, dict[str, Any]] = {
-    # 24 cells x 400 steps at 12-17 steps/s (docs/demo.md: 107-153 s per 1,800 steps) plus
-    # ~6 s of evaluation per cell: 12-16 minutes, inside the 20-minute budget
-    "full": {"budget": dataclasses.replace(FULL, steps=400, eval_samples=2000),
+    # 24 cells x 270 steps at the ~8 steps/s a 2-core CPU trains MAD at, plus ~5 s of evaluation
+    # per cell: ~15 minutes, inside the 20-minute budget (400 steps took 23 min 38 s)
+    "full": {"budget": dataclasses.replace(FULL, steps=270, eval_samples=1000),
              "curvs": (0.1, 1.0, 10.0), "learn": (False, True), "centroid": (False, True)},
     "quick": {"budget": dataclasses.replace(QUICK, steps=40, eval_samples=300),
               "curvs": (0.1, 10.0), "learn": (False,), "centroid": (False,)},

@@ -34,6 +34,9 @@ MODALITIES = ("image", "text")
 #: stroke, swelling and fracture need more steps; --slots adds them)
 QUICK_SLOTS = ("colour", "scale")
 QUICK_STEPS = 80
+#: full scale: six runs (baseline + five slots) of 1,100 steps of 128 on all of MAD, 2,000 test
+#: samples each (~2 min 20 s per run at ~8 steps/s on 2 cores; 1,800 steps would take ~25 min)
+FULL_BUDGET = dataclasses.replace(FULL, steps=1100, eval_samples=2000)
 PAPER = "Two Effects, One Trigger (Schrodi et al., ICLR 2025)"
 CLAIM = ("Sec. 6, Fig. 6b: object bias comes from how often a concept is named in the captions. "
          "When an attribute is named in every caption, as often as the object, the object bias "
@@ -137,7 +140,7 @@ def reproduce_prevalence(
     ``QUICK_SLOTS`` at ``QUICK_STEPS`` steps) with that slot named in every caption of ``attrs``
     attribute words; writes results.json, section.json, prevalence.png and report/."""
     out = Path(out)
-    budget = dataclasses.replace(QUICK, steps=QUICK_STEPS) if quick else FULL
+    budget = dataclasses.replace(QUICK, steps=QUICK_STEPS) if quick else FULL_BUDGET
     slots = list(slots or (QUICK_SLOTS if quick else ATTRIBUTE_SLOTS))
     ctx = {"mad": ensure_mad(out / "mad", budget.digits, workers, seed), "out": out,
            "budget": budget, "seed": seed, "attrs": attrs}
