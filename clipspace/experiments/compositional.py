@@ -18,6 +18,7 @@ hierarchy and the gap (``experiments.common.evaluate_run``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,10 +100,17 @@ def verdict(rows: dict[str, dict[str, float]]) -> tuple[str, str]:
     return v, f"hycoclip: {text} (tolerance {TOL})."
 
 
+def cell(value: float) -> str:
+    """A table cell: three decimals, or "n/a" for a metric the geometry does not define (the
+    sphere has no entailment cone, so no part-whole AUC)."""
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
 def result_table(rows: dict[str, dict[str, float]]) -> Table:
     return Table(["preset", *METRICS],
-                 [[p, *(f"{m[k]:.3f}" for k in METRICS)] for p, m in rows.items()],
-                 "Same towers and budget on MAD scenes (scene metrics) and single MAD digits")
+                 [[p, *(cell(m[k]) for k in METRICS)] for p, m in rows.items()],
+                 "Same towers and budget on MAD scenes (scene metrics) and single MAD digits; "
+                 "n/a: not defined in that geometry")
 
 
 def reproduce_compositional(
@@ -133,7 +141,7 @@ def reproduce_compositional(
         rows[preset] = metrics_of(scene, digit)
         run_dirs.append(run_dir)
         print(f"[compositional] {preset}: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in rows[preset].items())
+            f"{k} {cell(v)}" for k, v in rows[preset].items())
             + f" ({time.perf_counter() - t0:.0f} s)")
     v, finding = verdict(rows)
     sec = Section(

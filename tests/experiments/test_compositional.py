@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clipspace.cli import main
-from clipspace.experiments.compositional import CLAIMED, METRICS, TOL, verdict
+from clipspace.experiments.compositional import CLAIMED, METRICS, TOL, result_table, verdict
 from clipspace.report import Section
 from clipspace.train.logger import read_metrics
 
@@ -38,6 +38,13 @@ def test_quick_run_trains_on_scenes_with_and_without_boxes(quick: Path) -> None:
     sec = Section.load(quick / "section.json")
     assert (sec.verdict, sec.finding) == verdict(res["rows"])
     assert (quick / "report" / "report.html").exists()
+
+
+def test_undefined_metrics_read_n_a_in_the_table() -> None:
+    row = dict.fromkeys(METRICS, 0.5) | {"box->scene image AUC": float("nan")}
+    cells = result_table({"clip": row}).rows[0]
+    assert cells[0] == "clip" and cells.count("n/a") == 1
+    assert cells.count("0.500") == len(METRICS) - 1
 
 
 def test_verdict_rule() -> None:
