@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from clipspace.errors import ClipspaceError
@@ -161,8 +162,6 @@ def find_weights(path: str | Path) -> WeightFiles:
 
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The safetensors metadata of a weights file (empty dict if none)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as fh:
             return dict(fh.metadata() or {})
@@ -176,8 +175,6 @@ def write_weights(module: nn.Module, path: str | Path) -> Path:
     ``weights_metadata()`` (if it defines one) stored in the file header. A module whose
     ``checkpoint_state()`` returns a dict (a model adapted from a base: only what is not the
     base's) is written as that dict, marked ``partial`` in the header."""
-    from safetensors.torch import save_file, save_model
-
     meta_fn = getattr(module, "weights_metadata", None)
     meta = {str(k): str(v) for k, v in (meta_fn() if callable(meta_fn) else {}).items()}
     state_fn = getattr(module, "checkpoint_state", None)
@@ -197,8 +194,6 @@ def load_weights(module: nn.Module, path: str | Path) -> dict[str, str]:
     strictly; a mismatch names the file and the offending keys. A ``partial`` file (header
     mark of ``write_weights``) may leave out exactly the frozen parameters (``requires_grad``
     False), which the module already holds from its base. Returns the file's metadata."""
-    from safetensors.torch import load_model
-
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS_NAME

@@ -269,6 +269,32 @@ def test_package_import_graph() -> None:
     assert not problems, f"{len(problems)} import-graph violations:\n" + "\n".join(problems)
 
 
+def function_local_imports(root: Path, package: str = PACKAGE) -> list[str]:
+    """``file:line`` of every import of one of our modules inside a function body (relative
+    imports included): each such import either hides a cycle or defers a dependency that the
+    module-level import list should show."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [("." * node.level) + (node.module or "")]
+                         if isinstance(node, ast.ImportFrom) else [])
+                if any(n.startswith(".") or _ours(n, package) for n in names):
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return found
+
+
+def test_no_function_local_imports_of_our_modules(tmp_path: Path) -> None:
+    assert function_local_imports(PACKAGE_ROOT) == []
+    pkg = _write(tmp_path, {"a.py": "def f():\n    from clipspace import b\n",
+                            "b.py": "import os\ndef g():\n    import json\n    from . import a\n"})
+    assert function_local_imports(pkg) == ["clipspace/a.py:2", "clipspace/b.py:4"]
+
+
 # --- the checker itself, on synthetic packages -------------------------------------------------
 
 

@@ -27,9 +27,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from clipspace.config import ConfigError, DataConfig
+from clipspace.data import mad_schema
 from clipspace.data.caption_fraction import with_caption_fraction
 from clipspace.data.collate import Collate
+from clipspace.data.csv_dataset import CsvDataset
+from clipspace.data.hierarcaps import HierarCapsImages
+from clipspace.data.mad import MADDataset, read_manifest
 from clipspace.data.mad_scenes import MadScenes, SceneCollate, read_scenes_manifest
+from clipspace.data.tokenizer import get_tokenizer
+from clipspace.data.transforms import image_transform
 from clipspace.errors import DataError
 
 SCHEMES: tuple[str, ...] = ("mad", "csv", "wds", "hierarcaps", "scenes")
@@ -161,12 +167,7 @@ def build_dataset(
     size = image_size or cfg.image_size or 0
     train = split == "train"
     if scheme == "mad":
-        from clipspace.data import mad_schema
-        from clipspace.data.mad import MADDataset
-
         if transform is None and size and size != 28:
-            from clipspace.data.transforms import image_transform
-
             transform = image_transform(size, mad_schema.MEAN, mad_schema.STD, resize_mode="squash")
         return MADDataset(
             path,
@@ -183,12 +184,9 @@ def build_dataset(
         return MadScenes(path, split="test" if split == "val" else split,
                          crop_size=size or read_scenes_manifest(path)["image_shape"][0],
                          image_size=size, max_samples=cfg.max_samples)
-    from clipspace.data.transforms import image_transform
 
     transform = transform or image_transform(size or DEFAULT_IMAGE_SIZE, train=train)
     if scheme == "csv":
-        from clipspace.data.csv_dataset import CsvDataset
-
         return CsvDataset(
             path,
             img_key=cfg.csv_img_key,
@@ -211,7 +209,6 @@ def build_dataset(
             world_size=world_size,
             max_bad_fraction=cfg.max_bad_fraction,
         )
-    from clipspace.data.hierarcaps import HierarCapsImages
 
     return HierarCapsImages(
         path,
@@ -276,7 +273,6 @@ def set_loader_epoch(loader: DataLoader, epoch: int, start_index: int = 0) -> No
 def resolve_tokenizer(cfg: DataConfig, context_length: int | None = None):
     """``data.tokenizer`` if set, else the MAD directory's own tokenizer.json (``data.train =
     mad:DIR``); ConfigError otherwise. ``context_length`` overrides the stored one."""
-    from clipspace.data.tokenizer import get_tokenizer
 
     if cfg.tokenizer:
         return get_tokenizer(cfg.tokenizer, context_length)
@@ -295,7 +291,6 @@ def resolve_tokenizer(cfg: DataConfig, context_length: int | None = None):
             f"data.tokenizer is empty and data.train = {cfg.train!r} has no tokenizer of its own; "
             "set data.tokenizer (train one with `clipspace tokenizer train`)"
         )
-    from clipspace.data.mad import read_manifest
 
     read_manifest(path)  # a missing MAD directory is reported as such, not as a tokenizer
     return get_tokenizer(path, context_length)

@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -39,7 +40,9 @@ from torch.utils.data import Dataset
 
 from clipspace.config.textfile import read_utf8
 from clipspace.data.bad_images import IMAGE_ERRORS, read_image
+from clipspace.data.build import import_wds
 from clipspace.data.csv_dataset import read_csv_pairs
+from clipspace.data.transforms import image_transform
 from clipspace.errors import DataError
 
 Transform = Callable[[Any], torch.Tensor]
@@ -65,8 +68,6 @@ class CaptionedImages(Dataset):
         if not images:
             raise DataError(f"{name}: no captioned images")
         if transform is None:
-            from clipspace.data.transforms import image_transform
-
             transform = image_transform(224)
         self.images = list(images)
         self.transform = transform
@@ -263,24 +264,24 @@ def wds_captions(value: bytes, ext: str) -> list[str]:
     return [c.strip() for c in caps]
 
 
-def _shard_samples(url: str) -> Iterator[dict[str, Any]]:
-    from clipspace.data.wds import tarfile_samples
-
+def _shard_samples(wds: ModuleType, url: str) -> Iterator[dict[str, Any]]:
+    """The samples of one shard (``wds``: ``clipspace.data.wds``); DataError naming it."""
     try:
-        yield from tarfile_samples([{"url": url}])
+        yield from wds.tarfile_samples([{"url": url}])
     except (tarfile.TarError, OSError, ValueError) as exc:
         raise DataError(f"{url}: unreadable webdataset shard ({exc})") from None
 
 
-def _wds_sample(sample: dict[str, Any], url: str) -> tuple[bytes, str, list[str]]:
-    """(image bytes, name, captions) of one shard sample; DataError naming shard and key."""
-    from clipspace.data.wds import IMAGE_KEYS, TEXT_KEYS
-
+def _wds_sample(wds: ModuleType, sample: dict[str, Any], url: str
+                ) -> tuple[bytes, str, list[str]]:
+    """(image bytes, name, captions) of one shard sample (its members named by ``wds``'s
+    IMAGE_KEYS and TEXT_KEYS); DataError naming shard and key."""
+    image_keys, text_keys = wds.IMAGE_KEYS, wds.TEXT_KEYS
     where = f"{url}: sample {sample.get('__key__', '?')!r}"
-    img = next((k for k in IMAGE_KEYS if k in sample), None)
-    txt = next((k for k in TEXT_KEYS if k in sample), None)
+    img = next((k for k in image_keys if k in sample), None)
+    txt = next((k for k in text_keys if k in sample), None)
     if img is None or txt is None:
-        what = f"image ({', '.join(IMAGE_KEYS)})" if img is None else "caption (txt, json)"
+        what = f"image ({', '.join(image_keys)})" if img is None else "caption (txt, json)"
         raise DataError(f"{where}: no {what} member")
     try:
         caps = wds_captions(bytes(sample[txt]), txt)
@@ -291,17 +292,16 @@ def _wds_sample(sample: dict[str, Any], url: str) -> tuple[bytes, str, list[str]
 
 def read_wds_groups(pattern: str) -> list[ImageCaptions]:
     """One ``ImageCaptions`` per distinct image (by content) of the shards, in shard order."""
-    from clipspace.data.build import import_wds
-
-    urls = import_wds(f"wds:{pattern}", "data").expand_pattern(pattern)
+    wds = import_wds(f"wds:{pattern}", "data")
+    urls = wds.expand_pattern(pattern)
     if not urls:
         raise DataError(f"webdataset pattern {pattern!r} matches no shard")
     groups: dict[str, ImageCaptions] = {}
     for url in urls:
         if "://" not in url and not Path(url).is_file():
             raise DataError(f"{url}: webdataset shard not found (pattern {pattern!r})")
-        for sample in _shard_samples(url):
-            image, where, caps = _wds_sample(sample, url)
+        for sample in _shard_samples(wds, url):
+            image, where, caps = _wds_sample(wds, sample, url)
             digest = hashlib.sha1(image).hexdigest()
             if digest in groups:
                 groups[digest].captions.extend(caps)

@@ -16,15 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from clipspace.data import mad_schema as S
 from clipspace.data.captions import SEP, parse_caption
-
-if TYPE_CHECKING:
-    from clipspace.data.mad import MADDataset
+from clipspace.data.mad import MADDataset
 
 LEVELS = 4
 
@@ -84,7 +81,6 @@ def mad_chains(root: str | Path | MADDataset, split: str = "test", seed: int = 0
     """Chains for every image of a MAD split; ``Chain.index`` is the position in that split
     (``MADDataset(root, split)[chain.index]`` is the image), the rng is keyed by the global index.
     """
-    from clipspace.data.mad import MADDataset
 
     ds = root if isinstance(root, MADDataset) else MADDataset(root, split=split)
     return chains_from_labels(ds.labels, ds.indices, seed=seed)

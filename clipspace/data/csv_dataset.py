@@ -20,14 +20,13 @@ from torch.utils.data import Dataset
 
 from clipspace.config.textfile import check_regular_file, read_utf8
 from clipspace.data.bad_images import BadImageCounter, first_readable, read_counted
+from clipspace.data.transforms import image_transform
 from clipspace.errors import DataError
 
 Transform = Callable[[Any], torch.Tensor]
 
 
 def _default_transform() -> Transform:
-    from clipspace.data.transforms import image_transform
-
     return image_transform(224)
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 from clipspace.errors import DataError
 from clipspace.io import atomic_save
@@ -65,8 +67,6 @@ def read_arrays(path: str | Path, mmap: bool = True) -> dict[str, np.ndarray]:
                                 f"{type(obj).__name__}")
             return {"": a}
         if suffix == ".safetensors":
-            from safetensors.numpy import load_file
-
             return dict(load_file(str(p)))
     except DataError:
         raise
@@ -91,8 +91,6 @@ def read_texts(path: str | Path) -> dict[str, str]:
                     if isinstance(k, str) and k.startswith("__text__")} if isinstance(
                         obj, Mapping) else {}
         if suffix == ".safetensors":
-            from safetensors import safe_open
-
             with safe_open(str(p), framework="numpy") as fh:
                 return dict(fh.metadata() or {})
     except Exception as err:  # corrupt or unreadable file
@@ -199,8 +197,6 @@ def save_arrays(path: str | Path, arrays: Mapping[str, Any],
             obj.update({f"__text__{k}": v for k, v in texts.items()})
             torch.save(obj, tmp)
         elif suffix == ".safetensors":
-            from safetensors.numpy import save_file
-
             save_file({k: np.ascontiguousarray(v) for k, v in data.items()}, str(tmp),
                       metadata=texts or None)
         else:

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from clipspace.data.bad_images import BadImageCounter, first_readable, read_counted
 from clipspace.data.chains import Chain
 from clipspace.data.csv_dataset import csv_reader, read_header
+from clipspace.data.transforms import image_transform
 from clipspace.errors import DataError
 
 SEPARATOR = " => "
@@ -174,8 +175,6 @@ class HierarCapsImages(Dataset):
                 stacklevel=2,
             )
         if transform is None:
-            from clipspace.data.transforms import image_transform
-
             transform = image_transform(224)
         self.transform = transform
         self.bad_images = BadImageCounter(

@@ -28,6 +28,8 @@ import numpy as np
 
 from clipspace.data import mad_schema as S
 from clipspace.data import morpho as M
+from clipspace.data.mnist import load_mnist
+from clipspace.data.tokenizer import train_tokenizer
 from clipspace.errors import ClipspaceError
 from clipspace.io import atomic_dir
 
@@ -171,12 +173,6 @@ def train_mad_tokenizer(directory: Path) -> Path:
 
     The corpus (and so the tokenizer) is the same for every MAD directory: it covers all words.
     """
-    try:
-        from clipspace.data.tokenizer import train_tokenizer
-    except ImportError as err:  # pragma: no cover - depends on the tokenizer module being present
-        raise ImportError(
-            "clipspace.data.tokenizer.train_tokenizer is needed to write the MAD tokenizer"
-        ) from err
     tok = train_tokenizer(list(tokenizer_corpus()), TOKENIZER_VOCAB, TOKENIZER_CONTEXT)
     path = directory / "tokenizer.json"
     tok.save(path)
@@ -234,7 +230,6 @@ def generate_mad(
     (0 = all); ``test_fraction``: share of source digits held out. Raises ``FileExistsError``
     if ``out`` exists and not ``overwrite``; ``DataError`` for a bad MNIST source.
     """
-    from clipspace.data.mnist import load_mnist
 
     out = Path(out)
     if out.exists() and not overwrite:

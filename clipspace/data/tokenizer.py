@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer as _Backend
+from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from clipspace.data.hf_tokenizer import HFTokenizer, is_hf_tokenizer_dir, load_hf_tokenizer
 from clipspace.errors import DataError
@@ -168,9 +170,6 @@ def train_tokenizer(
     min_frequency: int = 1,
 ) -> Tokenizer:
     """Train a byte-level BPE on ``texts``; the full 256-byte alphabet is always included."""
-    from tokenizers import Tokenizer as _Backend
-    from tokenizers import decoders, models, pre_tokenizers, trainers
-
     backend = _Backend(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
@@ -194,8 +193,6 @@ def _first_present(backend, names: Sequence[str]) -> str | None:
 
 def load_tokenizer_json(path: str | Path, context_length: int | None = None) -> Tokenizer:
     """Load a tokenizer.json file (ours, or any ``tokenizers`` file with start/end/pad tokens)."""
-    from tokenizers import Tokenizer as _Backend
-
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

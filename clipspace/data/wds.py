@@ -32,6 +32,7 @@ from webdataset.shardlists import expand_urls
 from webdataset.tariterators import tarfile_samples
 
 from clipspace.data.bad_images import IMAGE_ERRORS, BadImageCounter, read_image
+from clipspace.data.transforms import image_transform
 from clipspace.errors import DataError
 
 Transform = Callable[[Any], torch.Tensor]
@@ -222,8 +223,6 @@ def wds_dataset(
 ) -> WdsDataset:
     """Build a :class:`WdsDataset` (transform defaults to ``image_transform(224)``)."""
     if transform is None:
-        from clipspace.data.transforms import image_transform
-
         transform = image_transform(224)
     return WdsDataset(
         pattern,

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -203,8 +204,6 @@ def hierarcaps_metrics(
 
 def specificity_correlation(rho: Any, specificity: Any) -> float:
     """Spearman correlation between distance to [ROOT] and specificity (e.g. attribute count)."""
-    from scipy.stats import spearmanr
-
     r = np.asarray(rho, dtype=np.float64)
     s = np.asarray(specificity, dtype=np.float64)
     if len(np.unique(s)) < 2 or len(np.unique(r)) < 2:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -182,8 +183,6 @@ def gather_rng(rng: dict[str, Any], info: DistInfo) -> list[dict[str, Any]]:
     """Every rank's RNG states, collected on rank 0 (other ranks get only their own)."""
     if not info.distributed:
         return [rng]
-    import torch.distributed as dist
-
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, rng)
     return out
