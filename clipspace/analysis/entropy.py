@@ -60,9 +60,9 @@ def alignment_uniformity(img: ArrayLike, txt: ArrayLike, t: float = 2.0) -> dict
 
 
 def dynamics_stats(img: Tensor, txt: Tensor, logits: Tensor) -> dict[str, float]:
-    """What Two Effects (Fig. 7b, Sec. 6.2) follows during training, from one set of pairs and
-    their (N, N) training logits (``ClipModel.logits``): L2M, RMG (and the rest of
-    ``gap_stats``), logit entropy, alignment and uniformity."""
+    """What Two Effects (Fig. 7b in Sec. 6.1; entropy, Sec. 6.2) follows during training, from
+    one set of pairs and their (N, N) training logits (``ClipModel.logits``): L2M, RMG (and the
+    rest of ``gap_stats``), logit entropy, alignment and uniformity."""
     return {**gap_stats(img, txt), **entropy_stats(logits), **alignment_uniformity(img, txt)}
 
 

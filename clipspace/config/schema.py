@@ -129,6 +129,7 @@ class DataConfig:
     # (Two Effects Fig. 7c/15); 1.0 keeps the caption whole. On MAD, num_attrs plays that role.
     caption_fraction: float = 1.0
     caption_unit: str = "word"  # word | sentence
+    caption_span: str = "scattered"  # scattered (any k units) | contiguous (one run, the authors')
     image_size: int = 0  # 0 = the tower's image size
     tokenizer: str = ""  # path to tokenizer.json; "" = the dataset's own
     csv_sep: str = "\t"

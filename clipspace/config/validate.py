@@ -34,6 +34,7 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "model.image.norm": ("group", "batch"),
     "data.main_object": ("", "stroke", "swelling", "fracture", "scale", "colour"),
     "data.caption_unit": ("word", "sentence"),
+    "data.caption_span": ("scattered", "contiguous"),
     "optim.schedule": ("cosine", "constant"),
     "run.device": ("auto", "cpu", "cuda"),
     "run.precision": ("auto", "fp32", "bf16"),

@@ -1,4 +1,4 @@
-"""``clipspace reproduce close-gap``: Two Effects, One Trigger, Sec. 4 (Fig. 4a/b/c, Table 5) on
+"""``clipspace reproduce close-gap``: Two Effects, One Trigger, Sec. 4.2 (Fig. 4a/b/c, Table 5) on
 MAD. One CLIP (preset ``clip``, the shared recipe ``common.mad_recipe``) is trained, the test
 split embedded once, then the per-dimension view (``analysis.dims``), the dimension-ablation
 curve and the three post-hoc gap-closing methods (``analysis.close_gap``: drop, shift,

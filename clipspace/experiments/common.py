@@ -141,8 +141,8 @@ def analyse_embeddings(model: Any, emb: Embeddings, fig_dir: Path) -> dict[str, 
 @torch.no_grad()
 def dynamics_of(model: Any, emb: Embeddings, max_pairs: int = DYNAMICS_PAIRS) -> dict[str, Any]:
     """``analysis.entropy.dynamics_stats`` (L2M, RMG, per-sample logit entropy of softmax over
-    ``model.logits`` = logit_scale * similarity, alignment, uniformity; Two Effects Sec. 6.2,
-    Fig. 7b) of a seeded subset of at most ``max_pairs`` test pairs."""
+    ``model.logits`` = logit_scale * similarity, alignment, uniformity; Two Effects Fig. 7b in
+    Sec. 6.1, entropy in Sec. 6.2) of a seeded subset of at most ``max_pairs`` test pairs."""
     rows = torch.from_numpy(sample_rows(len(emb), max_pairs))
     img, txt = emb.image[rows], emb.text[rows]
     return {**dynamics_stats(img, txt, model.logits(img, txt).float().cpu()), "n": len(rows)}

@@ -1,5 +1,5 @@
 """``clipspace reproduce prevalence``: caption presence and object bias, Two Effects, One Trigger
-(Schrodi et al., ICLR 2025), Sec. 6, Fig. 6b, on MAD.
+(Schrodi et al., ICLR 2025), Sec. 5, Fig. 6b, on MAD.
 
 One CLIP run per attribute slot s with ``data.main_object = s`` (s is named in every caption,
 as often as the digit; the other k - 1 attribute words come from the remaining slots) and one
@@ -38,7 +38,7 @@ QUICK_STEPS = 80
 #: samples each (~2 min 20 s per run at ~8 steps/s on 2 cores; 1,800 steps would take ~25 min)
 FULL_BUDGET = dataclasses.replace(FULL, steps=1100, eval_samples=2000)
 PAPER = "Two Effects, One Trigger (Schrodi et al., ICLR 2025)"
-CLAIM = ("Sec. 6, Fig. 6b: object bias comes from how often a concept is named in the captions. "
+CLAIM = ("Sec. 5, Fig. 6b: object bias comes from how often a concept is named in the captions. "
          "When an attribute is named in every caption, as often as the object, the object bias "
          "against that attribute drops: its MOAD is lower than in a model trained on captions "
          "that name it only sometimes.")

@@ -4,11 +4,11 @@
 ``run.eval_suites`` and the modality gap on (a random subset of) the validation split, from one
 embedding pass; logged as ``val/<suite>.<metric>`` and ``val/gap.<metric>``.
 
-``AnalysisHook`` (``run.analysis_every``): what Two Effects, One Trigger (Fig. 7b, Sec. 6.2)
-follows during training, ``dyn/<key>`` = ``analysis.entropy.dynamics_stats`` (L2M, RMG, logit
-entropy, alignment, uniformity) of one fixed set of pairs, at step 0, every N steps and at the
-end. ``with_analysis`` runs it between steps (before the next batch), so it never touches the
-training RNG or weights: one no-grad pass in eval mode.
+``AnalysisHook`` (``run.analysis_every``): what Two Effects, One Trigger (Fig. 7b in Sec. 6.1;
+entropy, Sec. 6.2) follows during training, ``dyn/<key>`` = ``analysis.entropy.dynamics_stats``
+(L2M, RMG, logit entropy, alignment, uniformity) of one fixed set of pairs, at step 0, every N
+steps and at the end. ``with_analysis`` runs it between steps (before the next batch), so it
+never touches the training RNG or weights: one no-grad pass in eval mode.
 """
 
 from __future__ import annotations

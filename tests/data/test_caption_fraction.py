@@ -85,6 +85,18 @@ def test_keep_fraction_keeps_k_units_in_order(caption: str, unit: str, fraction:
         assert is_ordered_subsequence(units, split_units(caption, unit))
 
 
+@pytest.mark.parametrize(("fraction", "k"), [(0.5, 4), (0.25, 2), (0.125, 1)])
+def test_contiguous_span_keeps_one_run_at_every_start(fraction: float, k: int) -> None:
+    starts = set()
+    for seed in range(200):
+        out = keep_fraction(WORDS, fraction, "word", random.Random(seed), span="contiguous")
+        assert out in {WORDS[2 * i:2 * (i + k) - 1] for i in range(9 - k)}, out  # "c d", ...
+        starts.add(out.split()[0])
+    assert starts == set("abcdefgh"[:9 - k])
+    ds = CaptionFraction(Captions([WORDS]), 0.5, "word", 0, span="contiguous")
+    assert ds[0]["text"] in WORDS
+
+
 def test_every_unit_is_drawn_sometimes() -> None:
     seen = {w for seed in range(200) for w in keep_fraction(WORDS, 0.25, "word",
                                                             random.Random(seed)).split()}
@@ -134,6 +146,8 @@ def test_bad_fraction_or_unit_is_refused() -> None:
         CaptionFraction(Captions([WORDS]), 0.0, "word", 0)
     with pytest.raises(ValueError, match="unit"):
         CaptionFraction(Captions([WORDS]), 0.5, "char", 0)
+    with pytest.raises(ValueError, match="span"):
+        CaptionFraction(Captions([WORDS]), 0.5, "word", 0, span="middle")
 
 
 def test_training_loader_cuts_csv_captions(tmp_path: Path) -> None:
