@@ -219,3 +219,30 @@ def test_convnet_batch_norm_option() -> None:
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.visual.modules())
     with pytest.raises(ConfigError, match="model.image.norm"):
         resolve("clip", {"model.image.norm": "layer"})
+
+
+NARROW_CONVNET_SCRIPT = """
+import torch
+from clipspace.models.convnet import ConvNet
+torch.set_num_threads(2)
+torch.manual_seed(0)
+net = ConvNet(width=8, depth=3)
+for _ in range(6):
+    net(torch.randn(5, 3, 28, 28)).square().sum().backward()
+print("ok")
+"""
+
+
+def test_narrow_convnet_stays_nchw_and_keeps_the_heap_intact() -> None:
+    """Below 16 channels the ConvNet keeps NCHW: torch 2.13's CPU backward with 8-channel NHWC
+    activations corrupted the heap with two threads (glibc aborts under MALLOC_CHECK_=3 about one
+    process in two after one pass; with NHWC forced, these 6 passes failed 8 processes of 8)."""
+    import os
+    import subprocess
+    import sys
+
+    assert not ConvNet(width=8).channels_last and ConvNet(width=16).channels_last
+    env = {**os.environ, "MALLOC_CHECK_": "3", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run([sys.executable, "-c", NARROW_CONVNET_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr)
