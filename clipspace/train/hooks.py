@@ -29,6 +29,7 @@ from clipspace.data.collate import Collate
 from clipspace.eval.embed import embed, random_subset
 from clipspace.eval.evaluate import evaluate_embeddings
 from clipspace.eval.suites import SuiteContext
+from clipspace.train.distributed import DistInfo, mean_scalars
 from clipspace.train.engine import Job
 from clipspace.train.logger import MetricsLogger, read_metrics
 from clipspace.train.state import TrainState
@@ -45,11 +46,15 @@ def numeric(tree: dict[str, Any], prefix: str) -> dict[str, float]:
 
 
 class ValLossHook:
-    """Mean validation loss (and each loss term) over a loader: ``{"val/loss": ..., ...}``."""
+    """Mean validation loss (and each loss term) over a loader: ``{"val/loss": ..., ...}``.
+    Under several processes each rank reads its shard of the validation data and the means are
+    averaged over ranks (``info``), as the training loss is: a local-batch term such as MERU's
+    entailment loss then equals its one-process value."""
 
     def __init__(self, batches: Callable[[], Any], device: torch.device,
-                 autocast: Callable[[], Any]) -> None:
+                 autocast: Callable[[], Any], info: DistInfo | None = None) -> None:
         self.batches, self.device, self.autocast = batches, device, autocast
+        self.info = info
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, step: int, run_dir: Path) -> dict[str, float]:
@@ -65,7 +70,8 @@ class ValLossHook:
                     sums[key] = sums.get(key, 0.0) + float(value)
             n += 1
         model.train(was_training)
-        return {f"val/{k}": v / n for k, v in sums.items()} if n else {}
+        means = {f"val/{k}": v / n for k, v in sums.items()} if n else {}
+        return mean_scalars(means, self.info) if self.info is not None else means
 
 
 class EvalHook:

@@ -131,7 +131,8 @@ def build_model(cfg: Config, device: torch.device, info: DistInfo) -> nn.Module:
 
 
 def validation_hooks(cfg: Config, model: nn.Module, tokenizer: Any, device: torch.device,
-                     autocast: Callable[[], Any], loader_args: dict[str, Any]) -> list[Hook]:
+                     autocast: Callable[[], Any], loader_args: dict[str, Any],
+                     info: DistInfo) -> list[Hook]:
     """``data.val``: the validation loss at every evaluation, and with ``run.eval_every`` the
     suites of ``run.eval_suites`` plus the modality gap (``EvalHook``)."""
     if not cfg.data.val:
@@ -139,7 +140,7 @@ def validation_hooks(cfg: Config, model: nn.Module, tokenizer: Any, device: torc
     val_loader = build_loader(cfg.data.val, split="val", shuffle=False, drop_last=False,
                               **loader_args)
     hooks: list[Hook] = [ValLossHook(lambda: epoch_batches(val_loader, 0, 0, 0), device,
-                                     autocast)]
+                                     autocast, info)]
     suites = parse_suites(cfg.run.eval_suites)
     if cfg.run.eval_every > 0 and suites:
         val = build_dataset(cfg.data.val, cfg.data, "val", image_size=loader_args["image_size"],
@@ -230,7 +231,7 @@ def _train_in(plan: RunPlan, cfg: Config, device: torch.device, info: DistInfo,
         "transform": getattr(model, "preprocess", None),
     }
     loader = build_loader(cfg.data.train, split="train", shuffle=True, **loader_args)
-    hooks = validation_hooks(cfg, model, tokenizer, device, autocast, loader_args) + hooks
+    hooks = validation_hooks(cfg, model, tokenizer, device, autocast, loader_args, info) + hooks
     if cfg.run.eval_every > 0 and not hooks:
         raise ConfigError("config key 'run.eval_every' needs 'data.val' (--val-data) to evaluate")
     analysis = analysis_hook(cfg, tokenizer, device, loader_args["image_size"],
