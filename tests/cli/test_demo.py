@@ -1,4 +1,6 @@
-"""`clipspace demo --quick` end to end (the README's main job, shrunk); bad presets exit 2."""
+"""`clipspace demo --quick` end to end (the README's main job, shrunk to two of its presets: a
+sphere and a hyperboloid; all four train in tests/experiments and tests/train); bad presets
+exit 2."""
 
 import json
 
@@ -7,10 +9,10 @@ from clipspace.cli import main
 
 def test_demo_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    assert main(["demo", "--quick", "--out", str(out), "--presets", "clip,meru"]) == 0
     printed = capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
-    assert sorted(results) == ["atmg", "clip", "euclip", "meru"]
+    assert sorted(results) == ["clip", "meru"]
     for preset, res in results.items():
         assert 0.0 <= res["zeroshot"]["digit"]["top1"] <= 1.0
         assert res["zeroshot"]["colour"]["top1"] > 0.5, preset  # colour is learnt in seconds
