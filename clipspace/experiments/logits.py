@@ -35,7 +35,13 @@ from clipspace.experiments.common import (
     finish,
     mad_recipe,
 )
-from clipspace.experiments.registry import Experiment, Option, names_parser, register
+from clipspace.experiments.registry import (
+    Experiment,
+    Option,
+    names_parser,
+    number_parser,
+    register,
+)
 from clipspace.report import Section, Table
 from clipspace.train import train
 from clipspace.tree import get_dotted
@@ -74,20 +80,24 @@ class Cell:
         return f"{ROWS[self.row][0]}-{ROWS[self.row][1]['loss.logit']}-{self.loss}"
 
 
-def cell_overrides(cell: Cell) -> tuple[str, dict[str, Any]]:
-    """(preset, dotted overrides) of a cell."""
+def cell_overrides(cell: Cell, siglip_bias: float | None = None) -> tuple[str, dict[str, Any]]:
+    """(preset, dotted overrides) of a cell; ``siglip_bias`` replaces SigLIP's initial bias."""
     preset, over = ROWS[cell.row]
-    return preset, {**over, "loss.contrastive": cell.loss, "run.name": cell.name}
+    over = {**over, "loss.contrastive": cell.loss, "run.name": cell.name}
+    if cell.loss == "siglip" and siglip_bias is not None:
+        over["loss.siglip_bias"] = siglip_bias
+    return preset, over
 
 
 def plan_cells(rows: Sequence[str], losses: Sequence[str], mad: Path, out: Path, budget: Budget,
-               seed: int) -> tuple[list[tuple[Cell, Any]], list[dict[str, str]]]:
+               seed: int, siglip_bias: float | None = None
+               ) -> tuple[list[tuple[Cell, Any]], list[dict[str, str]]]:
     """([(cell, config)] that validate, [{"run", "reason"}] of the cells that do not)."""
     ok, missing = [], []
     for row in rows:
         for loss in losses:
             cell = Cell(row, loss)
-            preset, over = cell_overrides(cell)
+            preset, over = cell_overrides(cell, siglip_bias)
             try:
                 ok.append((cell, mad_recipe(preset, mad, out / "runs", budget, seed, over)))
             except (ConfigError, ValueError) as err:
@@ -179,13 +189,14 @@ def reproduce_logits(
     seed: int = 0,
     rows: Sequence[str] = tuple(ROWS),
     losses: Sequence[str] = LOSSES,
+    siglip_bias: float | None = None,
 ) -> dict[str, Any]:
     """Train every cell of the grid, evaluate zero-shot and retrieval, write results.json,
     section.json, logits.png and report/; returns the results tree."""
     budget = QUICK_BUDGET if quick else FULL_BUDGET
     out = Path(out)
     mad = ensure_mad(out / "mad", budget.digits, workers, seed)
-    planned, missing = plan_cells(rows, losses, mad, out, budget, seed)
+    planned, missing = plan_cells(rows, losses, mad, out, budget, seed, siglip_bias)
     scores: dict[str, dict[str, dict[str, float]]] = {}
     run_dirs = []
     for i, (cell, cfg) in enumerate(planned, 1):
@@ -211,7 +222,7 @@ def reproduce_logits(
         headline={f"{LABELS[r]}, {c}: zero-shot": v[c]["zeroshot.digit.top1"]
                   for r, v in scores.items() for c in v})
     results = {"budget": vars(budget), "rows": list(rows), "losses": list(losses),
-               "scores": scores, "missing": missing, "verdict": verdict,
+               "siglip_bias": siglip_bias, "scores": scores, "missing": missing, "verdict": verdict,
                "checks": [{"check": t, "holds": ok} for t, ok in checks],
                "siglip_checks": [{"check": t, "holds": ok} for t, ok in side]}
     return finish(out, "logits", results, section, run_dirs, "EuCLIP: the logit grid")
@@ -223,6 +234,9 @@ parse_rows = names_parser("--rows", tuple(ROWS))
 parse_losses = names_parser("--losses", LOSSES)
 
 
+parse_bias = number_parser("--siglip-bias", float)
+
+
 register(Experiment(
     name="logits", paper="EuCLIP", run=reproduce_logits,
     help="EuCLIP logit grid: cosine, -d, -d^2, -d_L each with InfoNCE and SigLIP",
@@ -232,8 +246,11 @@ register(Experiment(
                     "euclid-d2 (-d^2), lorentz-d (-d_L)",
                     ",".join(ROWS), parse_rows),
              Option("--losses", "comma-separated losses (infonce, siglip)", ",".join(LOSSES),
-                    parse_losses)),
+                    parse_losses),
+             Option("--siglip-bias", "initial SigLIP bias of every SigLIP cell (default: "
+                    "loss.siglip_bias, -10)", None, parse_bias)),
 ))
 
-__all__ = ["Cell", "cell_overrides", "cell_scores", "grids", "logit_checks", "parse_losses",
-           "parse_rows", "plan_cells", "reproduce_logits", "tolerance", "verdict_of"]
+__all__ = ["Cell", "cell_overrides", "cell_scores", "grids", "logit_checks", "parse_bias",
+           "parse_losses", "parse_rows", "plan_cells", "reproduce_logits", "tolerance",
+           "verdict_of"]

@@ -18,6 +18,7 @@ from clipspace.experiments.logits import (
     cell_overrides,
     grids,
     logit_checks,
+    parse_bias,
     parse_losses,
     parse_rows,
     tolerance,
@@ -83,6 +84,9 @@ def test_cell_overrides_and_grid() -> None:
     preset, over = cell_overrides(Cell("lorentz-d", "siglip"))
     assert preset == "meru" and over["loss.logit"] == "neg_dist"
     assert over["loss.contrastive"] == "siglip" and over["loss.entail_weight"] == 0.0
+    assert "loss.siglip_bias" not in over  # the config's default
+    assert cell_overrides(Cell("euclid-d2", "siglip"), 0.0)[1]["loss.siglip_bias"] == 0.0
+    assert "loss.siglip_bias" not in cell_overrides(Cell("euclid-d2", "infonce"), 0.0)[1]
     s = {"cosine": {"infonce": {"zeroshot.digit.top1": 0.5, "retrieval.mean_r1": 0.25, "n": 9}}}
     g = grids(s, ["cosine", "euclid-d"], ["infonce", "siglip"])["zero-shot digit top-1"]
     assert g[0, 0] == 0.5 and np.isnan(g[0, 1]) and np.isnan(g[1]).all()
@@ -113,6 +117,9 @@ def test_option_parsers() -> None:
             parse_rows(bad)
     with pytest.raises(Exception, match="--losses"):
         parse_losses("angle")
+    assert parse_bias("0") == 0.0
+    with pytest.raises(Exception, match="--siglip-bias"):
+        parse_bias("inf")
 
 
 def test_bad_option_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
