@@ -56,6 +56,13 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 LABELS: dict[str, str] = {"cosine": "cosine (sphere)", "euclid-d": "-d (Euclidean)",
                           "euclid-d2": "-d^2 (Euclidean)", "lorentz-d": "-d_L (Lorentz)"}
 LOSSES: tuple[str, ...] = ("infonce", "siglip")
+#: SigLIP's initial bias per row. SigLIP's b = -10 at scale 10 puts the initial decision
+#: threshold s M + b = 0 at cos = 1, the most similar pair possible; a distance logit -s d is
+#: at most 0, so its analogue is b = 0 (threshold at d = 0). With b = -10 every distance logit
+#: starts below -10 and the bias climbs about lr per step: the cells stay near chance
+#: (docs/experiments.md).
+SIGLIP_BIAS: dict[str, float] = {"cosine": -10.0, "euclid-d": 0.0, "euclid-d2": 0.0,
+                                 "lorentz-d": 0.0}
 METRICS: dict[str, str] = {"zero-shot digit top-1": "zeroshot.digit.top1",
                            "retrieval R@1": "retrieval.mean_r1"}
 #: quick: 100 digits, 40 steps of 64, 300 test images (8 runs in < 60 s); full: 800 steps of 128
@@ -81,11 +88,12 @@ class Cell:
 
 
 def cell_overrides(cell: Cell, siglip_bias: float | None = None) -> tuple[str, dict[str, Any]]:
-    """(preset, dotted overrides) of a cell; ``siglip_bias`` replaces SigLIP's initial bias."""
+    """(preset, dotted overrides) of a cell; a SigLIP cell starts from ``siglip_bias``, else
+    from its row's ``SIGLIP_BIAS``."""
     preset, over = ROWS[cell.row]
     over = {**over, "loss.contrastive": cell.loss, "run.name": cell.name}
-    if cell.loss == "siglip" and siglip_bias is not None:
-        over["loss.siglip_bias"] = siglip_bias
+    if cell.loss == "siglip":
+        over["loss.siglip_bias"] = SIGLIP_BIAS[cell.row] if siglip_bias is None else siglip_bias
     return preset, over
 
 
@@ -221,8 +229,10 @@ def reproduce_logits(
         tables=[table], figures=[figure],
         headline={f"{LABELS[r]}, {c}: zero-shot": v[c]["zeroshot.digit.top1"]
                   for r, v in scores.items() for c in v})
+    biases = {r: SIGLIP_BIAS[r] if siglip_bias is None else siglip_bias for r in rows}
     results = {"budget": vars(budget), "rows": list(rows), "losses": list(losses),
-               "siglip_bias": siglip_bias, "scores": scores, "missing": missing, "verdict": verdict,
+               "siglip_bias": biases if "siglip" in losses else {}, "scores": scores,
+               "missing": missing, "verdict": verdict,
                "checks": [{"check": t, "holds": ok} for t, ok in checks],
                "siglip_checks": [{"check": t, "holds": ok} for t, ok in side]}
     return finish(out, "logits", results, section, run_dirs, "EuCLIP: the logit grid")
@@ -247,8 +257,8 @@ register(Experiment(
                     ",".join(ROWS), parse_rows),
              Option("--losses", "comma-separated losses (infonce, siglip)", ",".join(LOSSES),
                     parse_losses),
-             Option("--siglip-bias", "initial SigLIP bias of every SigLIP cell (default: "
-                    "loss.siglip_bias, -10)", None, parse_bias)),
+             Option("--siglip-bias", "initial SigLIP bias of every SigLIP cell (default: -10 "
+                    "for cosine, 0 for the distance logits)", None, parse_bias)),
 ))
 
 __all__ = ["Cell", "cell_overrides", "cell_scores", "grids", "logit_checks", "parse_bias",

@@ -84,8 +84,9 @@ def test_cell_overrides_and_grid() -> None:
     preset, over = cell_overrides(Cell("lorentz-d", "siglip"))
     assert preset == "meru" and over["loss.logit"] == "neg_dist"
     assert over["loss.contrastive"] == "siglip" and over["loss.entail_weight"] == 0.0
-    assert "loss.siglip_bias" not in over  # the config's default
-    assert cell_overrides(Cell("euclid-d2", "siglip"), 0.0)[1]["loss.siglip_bias"] == 0.0
+    assert over["loss.siglip_bias"] == 0.0  # threshold at d = 0, the distance analogue
+    assert cell_overrides(Cell("cosine", "siglip"))[1]["loss.siglip_bias"] == -10.0
+    assert cell_overrides(Cell("euclid-d2", "siglip"), -3.0)[1]["loss.siglip_bias"] == -3.0
     assert "loss.siglip_bias" not in cell_overrides(Cell("euclid-d2", "infonce"), 0.0)[1]
     s = {"cosine": {"infonce": {"zeroshot.digit.top1": 0.5, "retrieval.mean_r1": 0.25, "n": 9}}}
     g = grids(s, ["cosine", "euclid-d"], ["infonce", "siglip"])["zero-shot digit top-1"]
