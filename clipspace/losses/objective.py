@@ -5,6 +5,7 @@ Behaviour follows the arguments only (logit kind, loss kind, weights), never a p
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from types import ModuleType
 
@@ -28,6 +29,20 @@ from clipspace.losses.logits import LOGIT_KINDS, NORMALIZE_EPS, pairwise_logits
 from clipspace.losses.ring import SIGLIP_EXCHANGES, ring_siglip
 
 CONTRASTIVE_KINDS: tuple[str, ...] = ("infonce", "siglip", "angle", "none")
+#: logit kinds whose value -s d is at most 0 (0 for identical points)
+DISTANCE_LOGITS: tuple[str, ...] = ("neg_dist", "neg_sqdist")
+
+
+def warn_siglip_bias(contrastive: str, logit: str, siglip_bias: float) -> None:
+    """Warn when SigLIP starts a distance logit below 0. SigLIP's initial b = -10 with s = 10
+    (Zhai et al. 2023, the sigmoid loss) puts the threshold s M + b = 0 at cos = 1; a distance
+    logit is at most 0, so b < 0 keeps even identical points a 'negative' (sigmoid(b) < 0.5) and
+    the learnable bias climbs only about lr per step under Adam: training stays near chance
+    (docs/experiments.md, the logit grid). b = 0 is the analogue (threshold at d = 0)."""
+    if contrastive == "siglip" and logit in DISTANCE_LOGITS and siglip_bias < 0:
+        warnings.warn(f"loss.siglip_bias = {siglip_bias:g} with loss.logit = {logit!r}: every "
+                      f"pair starts at a logit <= {siglip_bias:g}; a distance logit usually "
+                      "wants loss.siglip_bias=0 (docs/losses.md)", stacklevel=3)
 
 
 def check_terms(
@@ -129,6 +144,7 @@ class Objective(nn.Module):
         self.logit_scale = LogitScale(logit_scale, learn_logit_scale, max_logit_scale)
         self.siglip_bias: nn.Parameter | None = None
         if contrastive == "siglip":
+            warn_siglip_bias(contrastive, logit, float(siglip_bias))
             self.siglip_bias = nn.Parameter(torch.tensor(float(siglip_bias)))
         self.entail_weight = float(entail_weight)
         self.entail_min_radius = float(entail_min_radius)

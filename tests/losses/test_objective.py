@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -84,6 +86,18 @@ def test_siglip_bias_is_learnable_and_used() -> None:
     with torch.no_grad():
         obj.siglip_bias.fill_(-5.0)
     assert not torch.isclose(obj(img, txt)["loss"], l1)
+
+
+def test_siglip_warns_for_a_negative_bias_on_distance_logits() -> None:
+    with pytest.warns(UserWarning, match="loss.siglip_bias = -10 with loss.logit = 'neg_sqdist'"):
+        Objective("euclidean", "siglip", logit="neg_sqdist")
+    with pytest.warns(UserWarning, match="neg_dist"):
+        Objective("lorentz", "siglip", logit="neg_dist")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # cosine at -10 and distances at 0 are the intended inits
+        Objective("sphere", "siglip")
+        Objective("euclidean", "siglip", logit="neg_sqdist", siglip_bias=0.0)
+        Objective("euclidean", "infonce", logit="neg_sqdist")
 
 
 def test_logit_scale_clamped_and_fixed() -> None:
