@@ -180,14 +180,18 @@ def grids(scores: dict[str, dict[str, dict[str, float]]], rows: Sequence[str],
             for label, key in METRICS.items()}
 
 
-def _table(rows: Sequence[str], losses: Sequence[str], panels: dict[str, np.ndarray]) -> Table:
+def _table(rows: Sequence[str], losses: Sequence[str], panels: dict[str, np.ndarray],
+           biases: dict[str, float]) -> Table:
     header = ["logit (geometry)", *(f"{m}, {c}" for m in panels for c in losses)]
     body = []
     for i, row in enumerate(rows):
         cells = [("n/a" if math.isnan(v) else f"{v:.3f}") for grid in panels.values()
                  for v in grid[i]]
         body.append([LABELS[row], *cells])
-    return Table(header=header, rows=body, caption="n/a: the combination does not exist")
+    start = ", ".join(f"{LABELS[r]} {b:g}" for r, b in biases.items())
+    caption = "n/a: the combination does not exist" + (
+        f"; SigLIP's initial bias: {start}" if "siglip" in losses else "")
+    return Table(header=header, rows=body, caption=caption)
 
 
 def reproduce_logits(
@@ -222,14 +226,14 @@ def reproduce_logits(
     panels = grids(scores, rows, losses)
     figure = plot_heatmaps(panels, [LABELS[r] for r in rows], list(losses),
                            out / "logits.png")
-    table = _table(rows, losses, panels)
+    biases = {r: SIGLIP_BIAS[r] if siglip_bias is None else siglip_bias for r in rows}
+    table = _table(rows, losses, panels, biases)
     section = Section(
         title="Logit grid: cosine, -d, -d^2, -d_L with InfoNCE and SigLIP", paper="EuCLIP",
         claim=CLAIM, finding=finding_text(checks, side, scores, missing), verdict=verdict,
         tables=[table], figures=[figure],
         headline={f"{LABELS[r]}, {c}: zero-shot": v[c]["zeroshot.digit.top1"]
                   for r, v in scores.items() for c in v})
-    biases = {r: SIGLIP_BIAS[r] if siglip_bias is None else siglip_bias for r in rows}
     results = {"budget": vars(budget), "rows": list(rows), "losses": list(losses),
                "siglip_bias": biases if "siglip" in losses else {}, "scores": scores,
                "missing": missing, "verdict": verdict,
@@ -261,6 +265,6 @@ register(Experiment(
                     "for cosine, 0 for the distance logits)", None, parse_bias)),
 ))
 
-__all__ = ["Cell", "cell_overrides", "cell_scores", "grids", "logit_checks", "parse_bias",
-           "parse_losses", "parse_rows", "plan_cells", "reproduce_logits", "tolerance",
-           "verdict_of"]
+__all__ = ["SIGLIP_BIAS", "Cell", "cell_overrides", "cell_scores", "grids", "logit_checks",
+           "parse_bias", "parse_losses", "parse_rows", "plan_cells", "reproduce_logits",
+           "tolerance", "verdict_of"]

@@ -14,6 +14,7 @@ from clipspace.experiments.logits import (
     LABELS,
     LOSSES,
     ROWS,
+    SIGLIP_BIAS,
     Cell,
     cell_overrides,
     grids,
@@ -63,6 +64,8 @@ def test_quick_cells_trained_what_they_say(quick_run: Path) -> None:
             assert cfg["loss"]["logit"] == over["loss.logit"]
             assert cfg["loss"]["contrastive"] == loss
             assert cfg["loss"]["entail_weight"] == 0.0
+            if loss == "siglip":  # the row's start: -10 for cosine, 0 for a distance
+                assert cfg["loss"]["siglip_bias"] == SIGLIP_BIAS[row]
 
 
 def test_quick_verdict_follows_the_rule(quick_run: Path) -> None:
@@ -78,6 +81,8 @@ def test_quick_verdict_follows_the_rule(quick_run: Path) -> None:
     table = section.tables[0]
     assert [r[0] for r in table.rows] == [LABELS[r] for r in ROWS]
     assert table.rows[2][1] == f"{res['scores']['euclid-d2']['infonce']['zeroshot.digit.top1']:.3f}"
+    assert res["siglip_bias"] == SIGLIP_BIAS
+    assert "SigLIP's initial bias: cosine (sphere) -10, -d (Euclidean) 0" in table.caption
 
 
 def test_cell_overrides_and_grid() -> None:
