@@ -87,13 +87,18 @@ class Cell:
         return f"{ROWS[self.row][0]}-{ROWS[self.row][1]['loss.logit']}-{self.loss}"
 
 
+def initial_bias(row: str, siglip_bias: float | None = None) -> float:
+    """A SigLIP cell's initial bias: ``siglip_bias`` if given, else its row's ``SIGLIP_BIAS``."""
+    return SIGLIP_BIAS[row] if siglip_bias is None else siglip_bias
+
+
 def cell_overrides(cell: Cell, siglip_bias: float | None = None) -> tuple[str, dict[str, Any]]:
     """(preset, dotted overrides) of a cell; a SigLIP cell starts from ``siglip_bias``, else
     from its row's ``SIGLIP_BIAS``."""
     preset, over = ROWS[cell.row]
     over = {**over, "loss.contrastive": cell.loss, "run.name": cell.name}
     if cell.loss == "siglip":
-        over["loss.siglip_bias"] = SIGLIP_BIAS[cell.row] if siglip_bias is None else siglip_bias
+        over["loss.siglip_bias"] = initial_bias(cell.row, siglip_bias)
     return preset, over
 
 
@@ -226,7 +231,7 @@ def reproduce_logits(
     panels = grids(scores, rows, losses)
     figure = plot_heatmaps(panels, [LABELS[r] for r in rows], list(losses),
                            out / "logits.png")
-    biases = {r: SIGLIP_BIAS[r] if siglip_bias is None else siglip_bias for r in rows}
+    biases = {r: initial_bias(r, siglip_bias) for r in rows}
     table = _table(rows, losses, panels, biases)
     section = Section(
         title="Logit grid: cosine, -d, -d^2, -d_L with InfoNCE and SigLIP", paper="EuCLIP",
@@ -265,6 +270,6 @@ register(Experiment(
                     "for cosine, 0 for the distance logits)", None, parse_bias)),
 ))
 
-__all__ = ["SIGLIP_BIAS", "Cell", "cell_overrides", "cell_scores", "grids", "logit_checks",
-           "parse_bias", "parse_losses", "parse_rows", "plan_cells", "reproduce_logits",
-           "tolerance", "verdict_of"]
+__all__ = ["SIGLIP_BIAS", "Cell", "cell_overrides", "cell_scores", "grids", "initial_bias",
+           "logit_checks", "parse_bias", "parse_losses", "parse_rows", "plan_cells",
+           "reproduce_logits", "tolerance", "verdict_of"]
