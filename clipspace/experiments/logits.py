@@ -42,6 +42,7 @@ from clipspace.experiments.registry import (
     number_parser,
     register,
 )
+from clipspace.losses import siglip_initial_bias
 from clipspace.report import Section, Table
 from clipspace.train import train
 from clipspace.tree import get_dotted
@@ -56,13 +57,10 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 LABELS: dict[str, str] = {"cosine": "cosine (sphere)", "euclid-d": "-d (Euclidean)",
                           "euclid-d2": "-d^2 (Euclidean)", "lorentz-d": "-d_L (Lorentz)"}
 LOSSES: tuple[str, ...] = ("infonce", "siglip")
-#: SigLIP's initial bias per row. SigLIP's b = -10 at scale 10 puts the initial decision
-#: threshold s M + b = 0 at cos = 1, the most similar pair possible; a distance logit -s d is
-#: at most 0, so its analogue is b = 0 (threshold at d = 0). With b = -10 every distance logit
-#: starts below -10 and the bias climbs about lr per step: the cells stay near chance
-#: (docs/experiments.md).
-SIGLIP_BIAS: dict[str, float] = {"cosine": -10.0, "euclid-d": 0.0, "euclid-d2": 0.0,
-                                 "lorentz-d": 0.0}
+#: SigLIP's initial bias per row (``losses.siglip_initial_bias``: -10 for cosine, 0 for the
+#: distances; at -10 the distance cells stay near chance, docs/experiments.md)
+SIGLIP_BIAS: dict[str, float] = {row: siglip_initial_bias(over["loss.logit"])
+                                 for row, (_, over) in ROWS.items()}
 METRICS: dict[str, str] = {"zero-shot digit top-1": "zeroshot.digit.top1",
                            "retrieval R@1": "retrieval.mean_r1"}
 #: quick: 100 digits, 40 steps of 64, 300 test images (8 runs in < 60 s); full: 800 steps of 128

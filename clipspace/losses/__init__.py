@@ -17,7 +17,13 @@ from clipspace.losses.contrastive import infonce, siglip
 from clipspace.losses.distributed import gather_features, rank_labels
 from clipspace.losses.entailment import entailment_loss
 from clipspace.losses.logits import LOGIT_KINDS, pairwise_logits
-from clipspace.losses.objective import CONTRASTIVE_KINDS, Objective, check_exchange, check_terms
+from clipspace.losses.objective import (
+    CONTRASTIVE_KINDS,
+    Objective,
+    check_exchange,
+    check_terms,
+    siglip_initial_bias,
+)
 from clipspace.losses.radial import (
     chain_angles,
     entailment_cone_finetune_loss,
@@ -54,6 +60,7 @@ __all__ = [
     "rank_labels",
     "ring_shift",
     "ring_siglip",
+    "siglip_initial_bias",
     "siglip",
     "uncertainty_calibration",
     "uncertainty_weights",

@@ -33,6 +33,12 @@ CONTRASTIVE_KINDS: tuple[str, ...] = ("infonce", "siglip", "angle", "none")
 DISTANCE_LOGITS: tuple[str, ...] = ("neg_dist", "neg_sqdist")
 
 
+def siglip_initial_bias(logit: str) -> float:
+    """SigLIP's start for a logit kind, the threshold s M + b = 0 at the most similar pair: -10
+    for similarities (Zhai et al. 2023, with s = 10: cos = 1), 0 for distances (d = 0)."""
+    return 0.0 if logit in DISTANCE_LOGITS else -10.0
+
+
 def warn_siglip_bias(contrastive: str, logit: str, siglip_bias: float) -> None:
     """Warn when SigLIP starts a distance logit below 0. SigLIP's initial b = -10 with s = 10
     (Zhai et al. 2023, the sigmoid loss) puts the threshold s M + b = 0 at cos = 1; a distance
@@ -143,8 +149,8 @@ class Objective(nn.Module):
         self.logit = logit
         self.logit_scale = LogitScale(logit_scale, learn_logit_scale, max_logit_scale)
         self.siglip_bias: nn.Parameter | None = None
+        warn_siglip_bias(contrastive, logit, float(siglip_bias))
         if contrastive == "siglip":
-            warn_siglip_bias(contrastive, logit, float(siglip_bias))
             self.siglip_bias = nn.Parameter(torch.tensor(float(siglip_bias)))
         self.entail_weight = float(entail_weight)
         self.entail_min_radius = float(entail_min_radius)

@@ -15,6 +15,7 @@ from clipspace.losses import (
     entailment_loss,
     infonce,
     pairwise_logits,
+    siglip_initial_bias,
 )
 from tests.helpers.losses import RANK_CASES
 
@@ -98,6 +99,11 @@ def test_siglip_warns_for_a_negative_bias_on_distance_logits() -> None:
         Objective("sphere", "siglip")
         Objective("euclidean", "siglip", logit="neg_sqdist", siglip_bias=0.0)
         Objective("euclidean", "infonce", logit="neg_sqdist")
+    assert [siglip_initial_bias(k) for k in ("cosine", "neg_dist", "neg_sqdist")] == [-10, 0, 0]
+    with warnings.catch_warnings():  # each kind's own start never warns
+        warnings.simplefilter("error")
+        for kind in ("cosine", "neg_dist", "neg_sqdist"):
+            Objective("euclidean", "siglip", logit=kind, siglip_bias=siglip_initial_bias(kind))
 
 
 def test_logit_scale_clamped_and_fixed() -> None:
